@@ -1,0 +1,134 @@
+//! `ApplyResult` and `RunRecord`: what an update did, and what a run did.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use upkeep_version::Version;
+
+use crate::common::{DocError, ObjectRef, SafeText, Timestamp};
+use crate::kind::{self, ApiVersion};
+use crate::updates::Component;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyMode {
+    /// A commit in the GitOps repository that Flux reconciles.
+    Gitops,
+    /// A server-side apply straight to the cluster.
+    Direct,
+    /// k3s binaries rolled over SSH.
+    Ssh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyStatus {
+    Applied,
+    NoOp,
+    RolledBack,
+    Failed,
+}
+
+/// One edited line of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEdit {
+    pub path: String,
+    pub line: u32,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResult {
+    pub api_version: ApiVersion,
+    pub kind: kind::ApplyResult,
+    pub component: Component,
+    pub from: Version,
+    pub to: Version,
+    pub mode: ApplyMode,
+    pub status: ApplyStatus,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_point: Option<String>,
+    #[serde(default)]
+    pub edits: Vec<FileEdit>,
+    /// Objects patched or waited on.
+    #[serde(default)]
+    pub objects: Vec<ObjectRef>,
+    #[serde(default)]
+    pub errors: Vec<DocError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    RolledBack,
+    Aborted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Pending,
+    Snapshotting,
+    ValidatingBefore,
+    Applying,
+    ValidatingAfter,
+    RollingBack,
+    Completed,
+    RolledBack,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub index: usize,
+    pub component: Component,
+    pub from: Version,
+    pub to: Version,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_point: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<SafeText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Emergency {
+    pub reason: SafeText,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub api_version: ApiVersion,
+    pub kind: kind::RunRecord,
+    pub run_id: String,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    pub status: RunStatus,
+    /// Who started it: the local user, or the ServiceAccount of a CronJob.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<Emergency>,
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub errors: Vec<DocError>,
+}

@@ -1,0 +1,55 @@
+//! `ValidationReport`: what the validators checked and what they found.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{ObjectRef, SafeText, Timestamp};
+use crate::kind::{self, ApiVersion};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Skip,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// Stable name, e.g. `flux/helmrelease-ready`.
+    pub name: String,
+    pub status: CheckStatus,
+    pub duration_ms: u64,
+    /// What a person can act on.
+    pub detail: SafeText,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRef>,
+    /// Failed now but not in the baseline.
+    #[serde(default)]
+    pub regression: bool,
+    /// For regressions: the likely cause (events, conditions, the step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<SafeText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationReport {
+    pub api_version: ApiVersion,
+    pub kind: kind::ValidationReport,
+    /// `flux`, `storage`, `net` or `apps`.
+    pub validator: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub checks: Vec<Check>,
+    /// Checks that could not run, and why.
+    #[serde(default)]
+    pub not_run: Vec<Check>,
+    /// The run step this report follows, when run by the orchestrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_step: Option<usize>,
+}
