@@ -1,0 +1,121 @@
+//! The file's shape. Unknown keys are refused: a misspelt key silently
+//! falling back to a default is the worst kind of configuration bug.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::ConfigError;
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "upkeep.yaml")]
+pub struct ConfigFile {
+    /// Optional; when present it must be `upkeep.dev/v1alpha1`.
+    pub api_version: Option<String>,
+    /// Optional; when present it must be `Config`.
+    pub kind: Option<String>,
+    pub upstreams: Option<UpstreamsSection>,
+    pub http: Option<HttpSection>,
+    pub cache: Option<CacheSection>,
+    /// Where run state, history and locks live (default: XDG state dir).
+    pub state_dir: Option<PathBuf>,
+    pub cluster: Option<ClusterSection>,
+    pub gitops: Option<GitopsSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamsSection {
+    pub github: Option<UpstreamSection>,
+    pub k3s_channels: Option<UpstreamSection>,
+    /// Helm repository URL → URL to fetch it from instead (mirrors, tests).
+    pub helm_mirrors: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamSection {
+    pub url: Option<String>,
+    /// Name of the environment variable holding the token.
+    pub token_env: Option<String>,
+    /// File holding the token (never the token itself in this file).
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpSection {
+    /// e.g. `10s`.
+    pub connect_timeout: Option<String>,
+    /// Whole request, e.g. `30s`.
+    pub timeout: Option<String>,
+    pub retries: Option<u32>,
+    /// e.g. `64MiB`.
+    pub max_body_size: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheSection {
+    pub dir: Option<PathBuf>,
+    pub offline: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSection {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitopsSection {
+    pub dir: Option<PathBuf>,
+}
+
+pub(crate) fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+    let name = path.display().to_string();
+    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+        ConfigError::new(
+            name.clone(),
+            format!("invalid YAML: {}", one_line(&e.to_string())),
+        )
+    })?;
+    if value.is_null() {
+        return Ok(ConfigFile::default());
+    }
+    let cfg: ConfigFile = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = one_line(&e.into_inner().to_string());
+        if path == "." {
+            ConfigError::new(name.clone(), msg)
+        } else {
+            ConfigError::new(format!("{name}: key `{path}`"), msg)
+        }
+    })?;
+    if let Some(v) = &cfg.api_version
+        && v != "upkeep.dev/v1alpha1"
+    {
+        return Err(ConfigError::new(
+            format!("{name}: key `apiVersion`"),
+            format!("unknown apiVersion {v:?}; this build reads upkeep.dev/v1alpha1"),
+        ));
+    }
+    if let Some(k) = &cfg.kind
+        && k != "Config"
+    {
+        return Err(ConfigError::new(
+            format!("{name}: key `kind`"),
+            format!("expected Config, found {k:?}"),
+        ));
+    }
+    Ok(cfg)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,315 @@
+//! `upkeep.yaml`: one configuration file for every upkeep tool.
+//!
+//! The file is found at `--config`, else `$UPKEEP_CONFIG`, else
+//! `$XDG_CONFIG_HOME/upkeep/upkeep.yaml` (`~/.config/...`) when it exists.
+//! Each setting is resolved with the precedence flag > environment > file >
+//! default ([`resolve`]), and every error names the key and where it came
+//! from, so a typo is one line, not a silent default.
+
+mod file;
+mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::{
+    CacheSection, ClusterSection, ConfigFile, GitopsSection, HttpSection, UpstreamSection,
+    UpstreamsSection,
+};
+pub use units::{parse_duration, parse_size};
+
+/// Default upstream locations; each can be overridden for tests and mirrors.
+pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
+pub const DEFAULT_CHANNELS_URL: &str = "https://update.k3s.io/v1-release/channels";
+
+/// A configuration problem, displayed as one line naming where and what.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    /// `path/to/upkeep.yaml: key `http.timeout``, `environment UPKEEP_OFFLINE`...
+    pub origin: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub github_api: Option<String>,
+    pub channels_url: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub offline: bool,
+    pub github_token_file: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub gitops_dir: Option<PathBuf>,
+}
+
+/// Where the GitHub token comes from. The token itself is never held here:
+/// the HTTP layer reads it when it needs it, so it never lands in a struct
+/// that might be logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+/// Every setting, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file that was read, if any.
+    pub config_path: Option<PathBuf>,
+    pub github_api: String,
+    pub github_token: TokenSource,
+    pub channels_url: String,
+    /// Original Helm repository URL → the URL to fetch it from instead.
+    pub helm_mirrors: Vec<(String, String)>,
+    pub cache_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub offline: bool,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub max_body_bytes: u64,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub gitops_dir: Option<PathBuf>,
+}
+
+/// Reads the environment; tests pass their own.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+fn home(env: &dyn Env) -> Option<PathBuf> {
+    env.var("HOME").map(PathBuf::from)
+}
+
+fn xdg(env: &dyn Env, var: &str, fallback: &str) -> Option<PathBuf> {
+    env.var(var)
+        .map(PathBuf::from)
+        .or_else(|| home(env).map(|h| h.join(fallback)))
+        .map(|d| d.join("upkeep"))
+}
+
+/// Finds and reads the configuration file. An explicitly named file
+/// (`--config`, `UPKEEP_CONFIG`) must exist; the XDG default may not.
+pub fn load(
+    flag: Option<&Path>,
+    env: &dyn Env,
+) -> Result<(Option<PathBuf>, ConfigFile), ConfigError> {
+    let explicit = flag.map(|p| (p.to_path_buf(), "--config")).or_else(|| {
+        env.var("UPKEEP_CONFIG")
+            .map(|p| (PathBuf::from(p), "UPKEEP_CONFIG"))
+    });
+    let (path, required) = match explicit {
+        Some((p, _)) => (p, true),
+        None => match xdg(env, "XDG_CONFIG_HOME", ".config") {
+            Some(dir) => (dir.join("upkeep.yaml"), false),
+            None => return Ok((None, ConfigFile::default())),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((Some(path.clone()), file::parse(&text, &path)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok((None, ConfigFile::default()))
+        }
+        Err(e) => Err(ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read: {e}"),
+        )),
+    }
+}
+
+fn env_bool(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
+    match env.var(name).as_deref() {
+        None => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+        Some(other) => Err(ConfigError::new(
+            format!("environment {name}"),
+            format!("expected true or false, found {other:?}"),
+        )),
+    }
+}
+
+fn check_url(origin: &str, url: &str) -> Result<String, ConfigError> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(url.trim_end_matches('/').to_string())
+    } else {
+        Err(ConfigError::new(
+            origin,
+            format!("{url:?} is not an http(s) URL"),
+        ))
+    }
+}
+
+/// Resolves every setting: flag > environment > file > default.
+pub fn resolve(
+    config_path: Option<PathBuf>,
+    file: &ConfigFile,
+    flags: &Overrides,
+    env: &dyn Env,
+) -> Result<Settings, ConfigError> {
+    let fname = config_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "upkeep.yaml".to_string());
+    let key = |k: &str| format!("{fname}: key `{k}`");
+    let up = file.upstreams.clone().unwrap_or_default();
+    let github = up.github.clone().unwrap_or_default();
+    let channels = up.k3s_channels.clone().unwrap_or_default();
+
+    let github_api = match (&flags.github_api, env.var("UPKEEP_GITHUB_API"), &github.url) {
+        (Some(f), _, _) => check_url("--github-api", f)?,
+        (None, Some(e), _) => check_url("environment UPKEEP_GITHUB_API", &e)?,
+        (None, None, Some(u)) => check_url(&key("upstreams.github.url"), u)?,
+        _ => DEFAULT_GITHUB_API.to_string(),
+    };
+    let channels_url = match (
+        &flags.channels_url,
+        env.var("UPKEEP_CHANNELS_URL"),
+        &channels.url,
+    ) {
+        (Some(f), _, _) => check_url("--channels-url", f)?,
+        (None, Some(e), _) => check_url("environment UPKEEP_CHANNELS_URL", &e)?,
+        (None, None, Some(u)) => check_url(&key("upstreams.k3sChannels.url"), u)?,
+        _ => DEFAULT_CHANNELS_URL.to_string(),
+    };
+    // The token's *source* follows the same precedence; GITHUB_TOKEN is the
+    // conventional variable and needs no configuration.
+    let github_token = if let Some(f) = &flags.github_token_file {
+        TokenSource::File(f.clone())
+    } else if let Some(f) = env.var("UPKEEP_GITHUB_TOKEN_FILE") {
+        TokenSource::File(PathBuf::from(f))
+    } else if let Some(f) = &github.token_file {
+        TokenSource::File(f.clone())
+    } else if let Some(name) = &github.token_env {
+        TokenSource::Env(name.clone())
+    } else if env.var("GITHUB_TOKEN").is_some() {
+        TokenSource::Env("GITHUB_TOKEN".to_string())
+    } else {
+        TokenSource::None
+    };
+    let mut helm_mirrors = Vec::new();
+    for (from, to) in up.helm_mirrors.iter().flatten() {
+        let origin = key(&format!("upstreams.helmMirrors.{from}"));
+        helm_mirrors.push((
+            from.trim_end_matches('/').to_string(),
+            check_url(&origin, to)?,
+        ));
+    }
+
+    let cache = file.cache.clone().unwrap_or_default();
+    let cache_dir = flags
+        .cache_dir
+        .clone()
+        .or_else(|| env.var("UPKEEP_CACHE_DIR").map(PathBuf::from))
+        .or(cache.dir.clone())
+        .or_else(|| xdg(env, "XDG_CACHE_HOME", ".cache"))
+        .ok_or_else(|| {
+            ConfigError::new(
+                "cache directory",
+                "neither --cache-dir, UPKEEP_CACHE_DIR, cache.dir, XDG_CACHE_HOME nor HOME is set",
+            )
+        })?;
+    let state_dir = env
+        .var("UPKEEP_STATE_DIR")
+        .map(PathBuf::from)
+        .or(file.state_dir.clone())
+        .or_else(|| xdg(env, "XDG_STATE_HOME", ".local/state"))
+        .unwrap_or_else(|| cache_dir.join("state"));
+    let offline = flags.offline
+        || env_bool(env, "UPKEEP_OFFLINE")?.unwrap_or(false)
+        || cache.offline.unwrap_or(false);
+
+    let http = file.http.clone().unwrap_or_default();
+    let duration = |env_name: &str, file_key: &str, file_val: &Option<String>, default: u64| {
+        if let Some(v) = env.var(env_name) {
+            return parse_duration(&v)
+                .map_err(|m| ConfigError::new(format!("environment {env_name}"), m));
+        }
+        match file_val {
+            Some(v) => parse_duration(v).map_err(|m| ConfigError::new(key(file_key), m)),
+            None => Ok(Duration::from_secs(default)),
+        }
+    };
+    let connect_timeout = duration(
+        "UPKEEP_CONNECT_TIMEOUT",
+        "http.connectTimeout",
+        &http.connect_timeout,
+        10,
+    )?;
+    let timeout = duration("UPKEEP_HTTP_TIMEOUT", "http.timeout", &http.timeout, 30)?;
+    let max_body_bytes = match &http.max_body_size {
+        Some(v) => parse_size(v).map_err(|m| ConfigError::new(key("http.maxBodySize"), m))?,
+        None => 64 * 1024 * 1024,
+    };
+    let retries = http.retries.unwrap_or(3);
+    if retries > 10 {
+        return Err(ConfigError::new(
+            key("http.retries"),
+            format!("{retries} is more than the 10 retries allowed"),
+        ));
+    }
+
+    let cluster = file.cluster.clone().unwrap_or_default();
+    let gitops = file.gitops.clone().unwrap_or_default();
+    Ok(Settings {
+        config_path,
+        github_api,
+        github_token,
+        channels_url,
+        helm_mirrors,
+        cache_dir,
+        state_dir,
+        offline,
+        connect_timeout,
+        timeout,
+        retries,
+        max_body_bytes,
+        kubeconfig: flags
+            .kubeconfig
+            .clone()
+            .or_else(|| env.var("KUBECONFIG").map(PathBuf::from))
+            .or(cluster.kubeconfig),
+        context: flags.context.clone().or(cluster.context),
+        gitops_dir: flags
+            .gitops_dir
+            .clone()
+            .or_else(|| env.var("UPKEEP_GITOPS_DIR").map(PathBuf::from))
+            .or(gitops.dir),
+    })
+}
+
+/// The JSON Schema of `upkeep.yaml`, committed as `schemas/upkeep-config.json`.
+pub fn schema() -> serde_json::Value {
+    schemars::schema_for!(ConfigFile).to_value()
+}

@@ -1,0 +1,172 @@
+//! flag > environment > file > default, and errors that name the key.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use upkeep_config::{Overrides, TokenSource, load, resolve};
+
+struct FakeEnv(HashMap<&'static str, String>);
+
+impl upkeep_config::Env for FakeEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+fn env(pairs: &[(&'static str, &str)]) -> FakeEnv {
+    FakeEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+}
+
+fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+    let p = dir.path().join("upkeep.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const FILE: &str = "\
+apiVersion: upkeep.dev/v1alpha1
+kind: Config
+upstreams:
+  github:
+    url: http://file.example/github/
+  k3sChannels:
+    url: http://file.example/channels
+  helmMirrors:
+    https://charts.longhorn.io: http://127.0.0.1:9/helm/longhorn
+http:
+  timeout: 45s
+  retries: 5
+  maxBodySize: 8MiB
+cache:
+  dir: /file/cache
+";
+
+#[test]
+fn precedence_is_flag_env_file_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, FILE);
+    let e = env(&[("HOME", "/home/op")]);
+    let (found, file) = load(Some(&path), &e).unwrap();
+    assert_eq!(found.as_deref(), Some(path.as_path()));
+
+    // file over default
+    let s = resolve(found.clone(), &file, &Overrides::default(), &e).unwrap();
+    assert_eq!(s.github_api, "http://file.example/github");
+    assert_eq!(s.timeout, Duration::from_secs(45));
+    assert_eq!(s.connect_timeout, Duration::from_secs(10), "default");
+    assert_eq!(s.retries, 5);
+    assert_eq!(s.max_body_bytes, 8 << 20);
+    assert_eq!(s.cache_dir, PathBuf::from("/file/cache"));
+    assert_eq!(s.helm_mirrors.len(), 1);
+    assert!(!s.offline);
+
+    // environment over file
+    let e = env(&[
+        ("HOME", "/home/op"),
+        ("UPKEEP_GITHUB_API", "http://env.example"),
+        ("UPKEEP_HTTP_TIMEOUT", "5s"),
+        ("UPKEEP_OFFLINE", "true"),
+        ("GITHUB_TOKEN", "ghp_secret"),
+    ]);
+    let s = resolve(found.clone(), &file, &Overrides::default(), &e).unwrap();
+    assert_eq!(s.github_api, "http://env.example");
+    assert_eq!(s.timeout, Duration::from_secs(5));
+    assert!(s.offline);
+    assert_eq!(s.github_token, TokenSource::Env("GITHUB_TOKEN".into()));
+    assert!(
+        !format!("{s:?}").contains("ghp_secret"),
+        "settings never hold the token"
+    );
+
+    // flag over environment
+    let flags = Overrides {
+        github_api: Some("http://flag.example/".into()),
+        cache_dir: Some("/flag/cache".into()),
+        ..Default::default()
+    };
+    let s = resolve(found, &file, &flags, &e).unwrap();
+    assert_eq!(s.github_api, "http://flag.example");
+    assert_eq!(s.cache_dir, PathBuf::from("/flag/cache"));
+}
+
+#[test]
+fn defaults_without_a_file() {
+    let home = tempfile::tempdir().unwrap();
+    let e = env(&[("HOME", home.path().to_str().unwrap())]);
+    let (found, file) = load(None, &e).unwrap();
+    assert!(found.is_none());
+    let s = resolve(found, &file, &Overrides::default(), &e).unwrap();
+    assert_eq!(s.github_api, upkeep_config::DEFAULT_GITHUB_API);
+    assert_eq!(s.channels_url, upkeep_config::DEFAULT_CHANNELS_URL);
+    assert_eq!(s.cache_dir, home.path().join(".cache/upkeep"));
+    assert_eq!(s.github_token, TokenSource::None);
+}
+
+#[test]
+fn xdg_config_file_is_found() {
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cfg.path().join("upkeep")).unwrap();
+    std::fs::write(
+        cfg.path().join("upkeep/upkeep.yaml"),
+        "cache:\n  offline: true\n",
+    )
+    .unwrap();
+    let e = env(&[
+        ("XDG_CONFIG_HOME", cfg.path().to_str().unwrap()),
+        ("HOME", "/x"),
+    ]);
+    let (found, file) = load(None, &e).unwrap();
+    assert!(found.is_some());
+    assert!(
+        resolve(found, &file, &Overrides::default(), &e)
+            .unwrap()
+            .offline
+    );
+}
+
+#[test]
+fn errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[("HOME", "/x")]);
+    let cases = [
+        (
+            "http:\n  timeout: ten\n",
+            "key `http.timeout`: invalid duration \"ten\"",
+        ),
+        ("http:\n  retries: many\n", "key `http.retries`"),
+        ("htp:\n  timeout: 3s\n", "unknown field `htp`"),
+        (
+            "upstreams:\n  github:\n    url: ftp://x\n",
+            "key `upstreams.github.url`: \"ftp://x\" is not an http(s) URL",
+        ),
+        (
+            "apiVersion: upkeep.dev/v9\n",
+            "key `apiVersion`: unknown apiVersion",
+        ),
+        ("http: [1, 2\n", "invalid YAML"),
+        (
+            "http:\n  retries: 99\n",
+            "key `http.retries`: 99 is more than",
+        ),
+    ];
+    for (text, want) in cases {
+        let path = write(&dir, text);
+        let err = load(Some(&path), &e)
+            .and_then(|(p, f)| resolve(p, &f, &Overrides::default(), &e).map(|_| ()))
+            .expect_err(text);
+        let line = err.to_string();
+        assert!(line.contains(want), "{text:?}: {line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+    }
+    // explicit file that does not exist
+    let err = load(Some(&dir.path().join("nope.yaml")), &e).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+    // bad environment values name the variable
+    let bad = env(&[("HOME", "/x"), ("UPKEEP_OFFLINE", "maybe")]);
+    let err = resolve(None, &Default::default(), &Overrides::default(), &bad).unwrap_err();
+    assert!(
+        err.to_string().starts_with("environment UPKEEP_OFFLINE"),
+        "{err}"
+    );
+}

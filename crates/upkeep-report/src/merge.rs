@@ -1,0 +1,110 @@
+use std::collections::HashMap;
+
+use upkeep_contract::{
+    ApiVersion, ComponentKind, ComponentUpdates, DocError, ReportSummary, Timestamp, UpdateReport,
+    UpdateType, kind,
+};
+
+/// What makes `merge-report --fail-on` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    /// Any component has an update.
+    Any,
+    /// Any component has a security update.
+    Security,
+    /// Any component has a breaking update (or a blocked hop).
+    Breaking,
+}
+
+/// Merges documents about the same component (same kind, namespace and
+/// name): the one checked last wins, and the errors of all are kept, so a
+/// failure seen by one detector run is not hidden by another's success.
+/// The result is sorted security first, then breaking, then by component.
+pub fn merge(docs: Vec<ComponentUpdates>, generated_at: Timestamp) -> UpdateReport {
+    type Key = (ComponentKind, Option<String>, String);
+    let mut groups: Vec<Vec<ComponentUpdates>> = Vec::new();
+    let mut index: HashMap<Key, usize> = HashMap::new();
+    for doc in docs {
+        let key = (
+            doc.component.kind,
+            doc.component.namespace.clone(),
+            doc.component.name.clone(),
+        );
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(doc);
+    }
+    let mut merged: Vec<ComponentUpdates> = groups
+        .into_iter()
+        .filter_map(|mut group| {
+            // On equal checkedAt the later document in the input wins.
+            let newest = group
+                .iter()
+                .enumerate()
+                .max_by(|(ia, a), (ib, b)| a.checked_at.cmp(&b.checked_at).then(ia.cmp(ib)))
+                .map(|(i, _)| i)?;
+            let mut winner = group.swap_remove(newest);
+            for other in group {
+                keep_errors(&mut winner.errors, other.errors);
+            }
+            Some(winner)
+        })
+        .collect();
+    merged.sort_by(|a, b| {
+        b.has_security()
+            .cmp(&a.has_security())
+            .then_with(|| b.has_breaking().cmp(&a.has_breaking()))
+            .then_with(|| a.component.kind.cmp(&b.component.kind))
+            .then_with(|| a.component.namespace.cmp(&b.component.namespace))
+            .then_with(|| a.component.name.cmp(&b.component.name))
+    });
+    UpdateReport {
+        api_version: ApiVersion,
+        kind: kind::UpdateReport,
+        generated_at,
+        summary: summarise(&merged),
+        components: merged,
+    }
+}
+
+fn keep_errors(into: &mut Vec<DocError>, from: Vec<DocError>) {
+    for e in from {
+        if !into.contains(&e) {
+            into.push(e);
+        }
+    }
+}
+
+fn summarise(components: &[ComponentUpdates]) -> ReportSummary {
+    let mut s = ReportSummary {
+        components: components.len(),
+        ..Default::default()
+    };
+    for c in components {
+        match c.biggest_update() {
+            Some(UpdateType::Patch) => s.patch += 1,
+            Some(UpdateType::Minor) => s.minor += 1,
+            Some(UpdateType::Major) => s.major += 1,
+            None => {}
+        }
+        if !c.candidates.is_empty() {
+            s.with_updates += 1;
+        }
+        s.security += usize::from(c.has_security());
+        s.breaking += usize::from(c.has_breaking());
+        s.blocked += usize::from(c.has_blocking());
+        s.errors += usize::from(!c.errors.is_empty());
+    }
+    s
+}
+
+/// Does the report match the `--fail-on` condition?
+pub fn matches_fail_on(report: &UpdateReport, on: FailOn) -> bool {
+    match on {
+        FailOn::Any => report.summary.with_updates > 0,
+        FailOn::Security => report.summary.security > 0,
+        FailOn::Breaking => report.summary.breaking > 0 || report.summary.blocked > 0,
+    }
+}
