@@ -36,23 +36,41 @@ where
     A: Parser,
     F: FnOnce(A) -> Result<Outcome, CliError>,
 {
-    let args = match A::try_parse() {
+    ExitCode::from(run_with(
+        name,
+        std::env::args_os(),
+        body,
+        &mut std::io::stderr(),
+    ))
+}
+
+/// The testable core of [`main_with`]: explicit arguments and error sink,
+/// the exit code as a number.
+fn run_with<A, F, I, T>(name: &str, argv: I, body: F, err: &mut dyn Write) -> u8
+where
+    A: Parser,
+    F: FnOnce(A) -> Result<Outcome, CliError>,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = match A::try_parse_from(argv) {
         Ok(a) => a,
-        Err(e) => return clap_error(name, e),
+        Err(e) => return clap_error(name, e, err),
     };
     // Panics are bugs; the default hook would print a backtrace hint in the
     // middle of the user's output, so report them ourselves.
+    let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     // Nothing observes the closure's state after a panic: we only report it
     // and exit, so unwind safety does not matter here.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || body(args)));
-    let _ = std::panic::take_hook();
+    std::panic::set_hook(previous);
     match result {
-        Ok(Ok(outcome)) => ExitCode::from(outcome.code()),
-        Ok(Err(e)) if e.is_silent() => ExitCode::SUCCESS,
+        Ok(Ok(outcome)) => outcome.code(),
+        Ok(Err(e)) if e.is_silent() => 0,
         Ok(Err(e)) => {
-            report(name, &e.to_string());
-            ExitCode::from(e.kind().code())
+            report(name, &e.to_string(), err);
+            e.kind().code()
         }
         Err(panic) => {
             let what = panic
@@ -63,25 +81,26 @@ where
             report(
                 name,
                 &format!("internal error (a bug in upkeep, please report it): {what}"),
+                err,
             );
-            ExitCode::from(ErrorKind::Environment.code())
+            ErrorKind::Environment.code()
         }
     }
 }
 
-fn report(name: &str, message: &str) {
+fn report(name: &str, message: &str, err: &mut dyn Write) {
     let line = upkeep_contract::sanitize(message).replace(['\n', '\r'], " ");
-    let _ = writeln!(std::io::stderr(), "{name}: error: {line}");
+    let _ = writeln!(err, "{name}: error: {line}");
 }
 
 /// Help and `--version` go to stdout with exit 0; usage errors become one
 /// line (clap's first line, without the usage block) and exit 2.
-fn clap_error(name: &str, e: clap::Error) -> ExitCode {
+fn clap_error(name: &str, e: clap::Error, err: &mut dyn Write) -> u8 {
     use clap::error::ErrorKind as K;
     match e.kind() {
         K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            ExitCode::SUCCESS
+            0
         }
         _ => {
             let rendered = e.render().to_string();
@@ -91,8 +110,84 @@ fn clap_error(name: &str, e: clap::Error) -> ExitCode {
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ")
                 .to_string();
-            report(name, &format!("{first} (see --help)"));
-            ExitCode::from(ErrorKind::Usage.code())
+            report(name, &format!("{first} (see --help)"), err);
+            ErrorKind::Usage.code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[arg(long)]
+        n: Option<u32>,
+    }
+
+    fn run(argv: &[&str], body: impl FnOnce(T) -> Result<Outcome, CliError>) -> (u8, String) {
+        let mut err = Vec::new();
+        let code = run_with("tool", argv.iter().copied(), body, &mut err);
+        (code, String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        assert_eq!(run(&["tool"], |_| Ok(Outcome::Done)).0, 0);
+        assert_eq!(run(&["tool"], |_| Ok(Outcome::Negative)).0, 1);
+        assert_eq!(run(&["tool"], |_| Ok(Outcome::Degraded)).0, 3);
+        let (code, err) = run(&["tool"], |_| {
+            Err(CliError::usage("stdin: document 2: field `x`: bad"))
+        });
+        assert_eq!(code, 2);
+        assert_eq!(err, "tool: error: stdin: document 2: field `x`: bad\n");
+        assert_eq!(
+            run(&["tool"], |_| Err(CliError::environment("unreachable"))).0,
+            3
+        );
+        assert_eq!(run(&["tool"], |_| Err(CliError::negative("failed"))).0, 1);
+        let (code, err) = run(&["tool"], |_| Err(CliError::closed_pipe()));
+        assert_eq!((code, err.as_str()), (0, ""));
+    }
+
+    #[test]
+    fn a_panic_becomes_one_line() {
+        let (code, err) = run(&["tool", "--n", "3"], |t| {
+            let v: Vec<u32> = Vec::new();
+            Ok(if v[t.n.unwrap_or(0) as usize] == 0 {
+                Outcome::Done
+            } else {
+                Outcome::Negative
+            })
+        });
+        assert_eq!(code, 3);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("tool: error: internal error (a bug in upkeep"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_exit_two() {
+        let (code, err) = run(&["tool", "--bogus"], |_| Ok(Outcome::Done));
+        assert_eq!(code, 2);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("unexpected argument '--bogus'") && err.ends_with("(see --help)\n"),
+            "{err}"
+        );
+        let (code, err) = run(&["tool", "--n", "minus one"], |_| Ok(Outcome::Done));
+        assert_eq!(code, 2);
+        assert!(err.contains("invalid value 'minus one'"), "{err}");
+    }
+
+    #[test]
+    fn error_messages_are_sanitised() {
+        let (_, err) = run(&["tool"], |_| {
+            Err(CliError::usage("bad\u{1b}[2J name\nsecond line"))
+        });
+        assert_eq!(err, "tool: error: bad name second line\n");
     }
 }

