@@ -1,0 +1,135 @@
+//! `sim-cluster`: serve a simulated Kubernetes API from a fixture directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sim_cluster::{ServeConfig, ServeError, SimCluster};
+
+#[derive(Parser)]
+#[command(
+    name = "sim-cluster",
+    version,
+    about = "A local Kubernetes API server for tests and demos"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a fixture directory and serve it until SIGTERM/SIGINT.
+    Serve {
+        /// Directory (or file) of YAML/JSON manifests, read recursively.
+        #[arg(long)]
+        fixture: PathBuf,
+        /// Where to write the kubeconfig for this server.
+        #[arg(long)]
+        kubeconfig_out: PathBuf,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Serve HTTPS with a generated CA and require the kubeconfig's bearer token.
+        #[arg(long)]
+        tls: bool,
+        /// The gitVersion `/version` reports.
+        #[arg(long, default_value = "v1.31.4+k3s1")]
+        server_version: String,
+        /// On shutdown, write every object as JSON under this directory.
+        #[arg(long)]
+        state_out: Option<PathBuf>,
+    },
+}
+
+/// An error with the exit code it maps to.
+struct Failure(u8, String);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sim-cluster: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, msg)) => {
+            eprintln!("sim-cluster: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let Command::Serve {
+        fixture,
+        kubeconfig_out,
+        listen,
+        tls,
+        server_version,
+        state_out,
+    } = cli.command;
+    if !fixture.exists() {
+        return Err(Failure(
+            2,
+            format!("{}: fixture directory does not exist", fixture.display()),
+        ));
+    }
+    let store = sim_cluster::load_dir(&fixture).map_err(|e| Failure(2, e.to_string()))?;
+    let cfg = ServeConfig {
+        listen,
+        git_version: server_version,
+        tls,
+        kubeconfig: kubeconfig_out,
+    };
+    let cluster = SimCluster::start(store, cfg).await.map_err(|e| match e {
+        ServeError::Kubeconfig { .. } => Failure(2, e.to_string()),
+        _ => Failure(3, e.to_string()),
+    })?;
+    let ready = serde_json::json!({
+        "address": cluster.address().to_string(),
+        "kubeconfig": cluster.kubeconfig_path().display().to_string(),
+    });
+    println!("{ready}");
+    wait_for_signal()
+        .await
+        .map_err(|e| Failure(3, format!("cannot wait for signals: {e}")))?;
+    let store = cluster.store().clone();
+    cluster.shutdown().await;
+    if let Some(dir) = state_out {
+        sim_cluster::write_state(&store, &dir).map_err(|e| Failure(3, e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
