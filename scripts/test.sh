@@ -21,10 +21,11 @@ cargo build --workspace --bins --locked
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doc tests
+  cargo test --workspace --doc --locked
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-cargo test --workspace --doc --locked
 
 echo "== pipelines"
 for s in scripts/pipelines/*.sh; do

@@ -3,7 +3,7 @@
 # stream gives a text report, and --fail-on security exits 1 on it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=target/debug
+bin=${CARGO_TARGET_DIR:-target}/debug
 out=$("$bin/merge-report" -o text testdata/reports/sample-updates.jsonl)
 grep -q '^8 components, 6 with updates' <<<"$out" || { echo "unexpected summary:"; echo "$out"; exit 1; }
 # Two saved streams, one from stdin: duplicates merged.

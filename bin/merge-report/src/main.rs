@@ -14,6 +14,7 @@ enum FailOnArg {
     Any,
     Security,
     Breaking,
+    Errors,
 }
 
 /// Merge ComponentUpdates documents into one UpdateReport.
@@ -29,8 +30,8 @@ struct Args {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "json")]
     output: Format,
-    /// Exit 1 when the report has any update, a security update, or a
-    /// breaking or blocked one.
+    /// Exit 1 when the report has any update, a security update, a breaking
+    /// or blocked one, or a component whose detector hit errors.
     #[arg(long, value_enum, value_name = "WHAT")]
     fail_on: Option<FailOnArg>,
     #[command(flatten)]
@@ -48,11 +49,9 @@ fn run(args: Args) -> Result<Outcome, CliError> {
     // Read and check everything before writing anything: bad input leaves
     // stdout empty.
     for (name, bytes) in upkeep_cli::read_inputs(&args.inputs)? {
-        for (i, doc) in read_documents(&bytes, &name)
-            .map_err(CliError::usage)?
-            .into_iter()
-            .enumerate()
-        {
+        let docs = read_documents(&bytes, &name).map_err(CliError::usage)?;
+        tracing::debug!("read {} documents from {name}", docs.len());
+        for (i, doc) in docs.into_iter().enumerate() {
             match doc {
                 Document::ComponentUpdates(d) => components.push(*d),
                 Document::UpdateReport(r) => components.extend(r.components),
@@ -79,6 +78,7 @@ fn run(args: Args) -> Result<Outcome, CliError> {
         FailOnArg::Any => FailOn::Any,
         FailOnArg::Security => FailOn::Security,
         FailOnArg::Breaking => FailOn::Breaking,
+        FailOnArg::Errors => FailOn::Errors,
     });
     match fail_on {
         Some(on) if upkeep_report::matches_fail_on(&report, on) => Ok(Outcome::Negative),

@@ -53,6 +53,10 @@ fn text_table_is_readable_and_security_comes_first() {
         "{text}"
     );
     assert!(lines[0].contains("2 security"), "{text}");
+    assert!(
+        lines[0].ends_with("oldest check 2026-11-28T04:00:00Z"),
+        "{text}"
+    );
     let header = lines
         .iter()
         .position(|l| l.trim_start().starts_with("COMPONENT"))
@@ -82,6 +86,17 @@ fn text_table_is_readable_and_security_comes_first() {
     assert!(
         text.lines().all(|l| l == l.trim_end()),
         "no trailing blanks"
+    );
+    // Where to make the Git change, and where to read about the fix.
+    assert!(
+        text.contains("pinned at networking/ingress-nginx/helm-release.yaml:14"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "4.13.1: security: CVE-2025-1974 (https://github.com/kubernetes/ingress-nginx/releases)"
+        ),
+        "{text}"
     );
 }
 
@@ -294,14 +309,77 @@ fn bad_config_file_is_a_usage_error_naming_the_key() {
 }
 
 #[test]
-fn logs_never_reach_stdout() {
-    let o = run(
-        &["-vv", "--log-format", "json"],
-        &read(&fixture("sample-updates.jsonl")),
-    );
+fn logs_go_to_stderr_never_to_stdout() {
+    let sample = read(&fixture("sample-updates.jsonl"));
+    let o = run(&["-v", "--log-format", "json"], &sample);
     assert_eq!(o.status.code(), Some(0));
-    let out = stdout(&o);
     let doc: serde_json::Value =
-        serde_json::from_str(&out).expect("stdout is exactly one document");
+        serde_json::from_str(&stdout(&o)).expect("stdout is exactly one document");
     assert_eq!(doc["kind"], "UpdateReport");
+    let err = stderr(&o);
+    let line: serde_json::Value = serde_json::from_str(err.lines().next().expect("a log line"))
+        .unwrap_or_else(|e| panic!("--log-format json gives JSON lines: {e}: {err}"));
+    assert_eq!(line["level"], "DEBUG");
+    assert_eq!(line["fields"]["message"], "read 8 documents from stdin");
+    // Text logs, default level: no debug line.
+    let o = run(&[], &sample);
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let o = run(&["-v"], &sample);
+    assert!(stderr(&o).contains("read 8 documents from stdin"));
+    assert!(
+        !stderr(&o).contains('\u{1b}'),
+        "no colour when stderr is not a terminal"
+    );
+}
+
+#[test]
+fn fail_on_errors_catches_a_failed_detector() {
+    let sample = read(&fixture("sample-updates.jsonl"));
+    assert_eq!(
+        run(&["--fail-on", "errors"], &sample).status.code(),
+        Some(1)
+    );
+    let text = String::from_utf8(sample).unwrap();
+    let clean: String = text
+        .lines()
+        .filter(|l| !l.contains("\"grafana\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        run(&["--fail-on", "errors"], clean.as_bytes())
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn hostile_names_cannot_break_the_layout() {
+    let text = String::from_utf8(read(&fixture("sample-updates.jsonl"))).unwrap();
+    let first = text.lines().nth(3).unwrap();
+    assert!(first.contains("\"name\":\"ingress-nginx\""));
+    let evil = first.replacen(
+        "\"name\":\"ingress-nginx\"",
+        "\"name\":\"nginx|x\\ninjected \\u001b[31mred\"",
+        1,
+    );
+    let o = run(&["-o", "markdown"], evil.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let md = stdout(&o);
+    assert!(!md.contains('\u{1b}'), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.contains("injected"))
+        .expect("a table row");
+    assert!(row.contains("networking/nginx\\|x injected red"), "{row}");
+    // Six cells: the escaped pipe does not split the row.
+    assert_eq!(row.replace("\\|", "").matches('|').count(), 7, "{row}");
+    let o = run(&["-o", "text"], evil.as_bytes());
+    let text = stdout(&o);
+    assert!(
+        text.lines().any(|l| l
+            .trim_start()
+            .starts_with("networking/nginx|x injected red")),
+        "{text}"
+    );
 }

@@ -1,4 +1,4 @@
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use crate::CliError;
@@ -11,6 +11,12 @@ pub const INPUT_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 /// Returns `(name, bytes)` pairs; `name` is what error messages call it.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>, CliError> {
     if paths.is_empty() {
+        // Waiting silently on a terminal looks like a hang.
+        if std::io::stdin().is_terminal() {
+            return Err(CliError::usage(
+                "no input: pipe documents in or name files (- is stdin)",
+            ));
+        }
         return Ok(vec![("stdin".to_string(), read_stdin()?)]);
     }
     paths

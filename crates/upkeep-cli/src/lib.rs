@@ -89,7 +89,8 @@ where
 }
 
 fn report(name: &str, message: &str, err: &mut dyn Write) {
-    let line = upkeep_contract::sanitize(message).replace(['\n', '\r'], " ");
+    let line =
+        upkeep_redact::redact(&upkeep_contract::sanitize(message)).replace(['\n', '\r'], " ");
     let _ = writeln!(err, "{name}: error: {line}");
 }
 
@@ -98,9 +99,15 @@ fn report(name: &str, message: &str, err: &mut dyn Write) {
 fn clap_error(name: &str, e: clap::Error, err: &mut dyn Write) -> u8 {
     use clap::error::ErrorKind as K;
     match e.kind() {
-        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => {
+        K::DisplayHelp | K::DisplayVersion => {
             let _ = e.print();
             0
+        }
+        // A missing subcommand is a usage error (a typo in a cron line must
+        // not "succeed"); the help it carries is what the user needs.
+        K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            report(name, "a subcommand is required (see --help)", err);
+            ErrorKind::Usage.code()
         }
         _ => {
             let rendered = e.render().to_string();
@@ -181,6 +188,17 @@ mod tests {
         let (code, err) = run(&["tool", "--n", "minus one"], |_| Ok(Outcome::Done));
         assert_eq!(code, 2);
         assert!(err.contains("invalid value 'minus one'"), "{err}");
+    }
+
+    #[test]
+    fn error_messages_are_redacted() {
+        upkeep_redact::register_secret("ghp_reportSecret77");
+        let (_, err) = run(&["tool"], |_| {
+            Err(CliError::environment(
+                "401 from api with token ghp_reportSecret77",
+            ))
+        });
+        assert_eq!(err, "tool: error: 401 from api with token ***\n");
     }
 
     #[test]

@@ -203,18 +203,19 @@ pub fn resolve(
         (None, None, Some(u)) => check_url(&key("upstreams.k3sChannels.url"), u)?,
         _ => DEFAULT_CHANNELS_URL.to_string(),
     };
-    // The token's *source* follows the same precedence; GITHUB_TOKEN is the
-    // conventional variable and needs no configuration.
+    // The token's *source* follows the same precedence: a flag, then the
+    // environment (a token file, then the conventional GITHUB_TOKEN), then
+    // the file's tokenFile or tokenEnv.
     let github_token = if let Some(f) = &flags.github_token_file {
         TokenSource::File(f.clone())
     } else if let Some(f) = env.var("UPKEEP_GITHUB_TOKEN_FILE") {
         TokenSource::File(PathBuf::from(f))
+    } else if env.var("GITHUB_TOKEN").is_some() {
+        TokenSource::Env("GITHUB_TOKEN".to_string())
     } else if let Some(f) = &github.token_file {
         TokenSource::File(f.clone())
     } else if let Some(name) = &github.token_env {
         TokenSource::Env(name.clone())
-    } else if env.var("GITHUB_TOKEN").is_some() {
-        TokenSource::Env("GITHUB_TOKEN".to_string())
     } else {
         TokenSource::None
     };
@@ -228,27 +229,27 @@ pub fn resolve(
     }
 
     let cache = file.cache.clone().unwrap_or_default();
+    // Without HOME (a bare CronJob or systemd unit) the cache still needs a
+    // home; a per-user directory under the temp dir is safe to lose.
     let cache_dir = flags
         .cache_dir
         .clone()
         .or_else(|| env.var("UPKEEP_CACHE_DIR").map(PathBuf::from))
         .or(cache.dir.clone())
         .or_else(|| xdg(env, "XDG_CACHE_HOME", ".cache"))
-        .ok_or_else(|| {
-            ConfigError::new(
-                "cache directory",
-                "neither --cache-dir, UPKEEP_CACHE_DIR, cache.dir, XDG_CACHE_HOME nor HOME is set",
-            )
-        })?;
+        .unwrap_or_else(|| std::env::temp_dir().join("upkeep-cache"));
     let state_dir = env
         .var("UPKEEP_STATE_DIR")
         .map(PathBuf::from)
         .or(file.state_dir.clone())
         .or_else(|| xdg(env, "XDG_STATE_HOME", ".local/state"))
         .unwrap_or_else(|| cache_dir.join("state"));
-    let offline = flags.offline
-        || env_bool(env, "UPKEEP_OFFLINE")?.unwrap_or(false)
-        || cache.offline.unwrap_or(false);
+    let offline = flags
+        .offline
+        .then_some(true)
+        .or(env_bool(env, "UPKEEP_OFFLINE")?)
+        .or(cache.offline)
+        .unwrap_or(false);
 
     let http = file.http.clone().unwrap_or_default();
     let duration = |env_name: &str, file_key: &str, file_val: &Option<String>, default: u64| {

@@ -91,6 +91,42 @@ fn precedence_is_flag_env_file_default() {
 }
 
 #[test]
+fn environment_beats_file_for_offline_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "cache:\n  offline: true\nupstreams:\n  github:\n    tokenFile: /file/token\n",
+    );
+    let e = env(&[("HOME", "/x")]);
+    let (found, file) = load(Some(&path), &e).unwrap();
+    let s = resolve(found.clone(), &file, &Overrides::default(), &e).unwrap();
+    assert!(s.offline);
+    assert_eq!(s.github_token, TokenSource::File("/file/token".into()));
+    let e = env(&[
+        ("HOME", "/x"),
+        ("UPKEEP_OFFLINE", "false"),
+        ("GITHUB_TOKEN", "t"),
+    ]);
+    let s = resolve(found.clone(), &file, &Overrides::default(), &e).unwrap();
+    assert!(!s.offline, "UPKEEP_OFFLINE=false beats cache.offline: true");
+    assert_eq!(s.github_token, TokenSource::Env("GITHUB_TOKEN".into()));
+    let flags = Overrides {
+        offline: true,
+        github_token_file: Some("/flag/token".into()),
+        ..Default::default()
+    };
+    let s = resolve(found, &file, &flags, &e).unwrap();
+    assert!(s.offline);
+    assert_eq!(s.github_token, TokenSource::File("/flag/token".into()));
+}
+
+#[test]
+fn no_home_still_resolves() {
+    let s = resolve(None, &Default::default(), &Overrides::default(), &env(&[])).unwrap();
+    assert!(s.cache_dir.ends_with("upkeep-cache"), "{:?}", s.cache_dir);
+}
+
+#[test]
 fn defaults_without_a_file() {
     let home = tempfile::tempdir().unwrap();
     let e = env(&[("HOME", home.path().to_str().unwrap())]);

@@ -30,7 +30,7 @@ pub enum ApplyStatus {
 
 /// One edited line of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileEdit {
     pub path: String,
     pub line: u32,
@@ -39,7 +39,7 @@ pub struct FileEdit {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplyResult {
     pub api_version: ApiVersion,
     pub kind: kind::ApplyResult,
@@ -91,7 +91,7 @@ pub enum StepStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StepRecord {
     pub index: usize,
     pub component: Component,
@@ -109,13 +109,13 @@ pub struct StepRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Emergency {
     pub reason: SafeText,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunRecord {
     pub api_version: ApiVersion,
     pub kind: kind::RunRecord,

@@ -12,8 +12,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(pub jiff::Timestamp);
 
 impl Timestamp {
+    /// Now, to the whole second: documents are diffed between runs, and
+    /// nanoseconds only add noise.
     pub fn now() -> Self {
-        Timestamp(jiff::Timestamp::now())
+        let now = jiff::Timestamp::now();
+        Timestamp(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -176,7 +179,7 @@ impl JsonSchema for SafeText {
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectRef {
     pub api_version: String,
     pub kind: String,
@@ -197,7 +200,7 @@ impl fmt::Display for ObjectRef {
 /// Where something was seen: in the cluster, in a file of the GitOps
 /// checkout, or on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "from", rename_all = "kebab-case")]
+#[serde(tag = "from", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Location {
     Cluster {
         object: ObjectRef,
@@ -261,7 +264,7 @@ impl Severity {
 
 /// Something the operator should know, with a stable code for machines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Finding {
     pub severity: Severity,
     /// Stable, kebab-case, e.g. `mixed-versions`, `removed-api`.
@@ -274,7 +277,7 @@ pub struct Finding {
 /// A failure that kept a tool from finishing part of its work; the document
 /// is still written so a pipeline degrades instead of breaking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DocError {
     /// What failed: `upstream`, `cluster`, `gitops`, ...
     pub source: String,

@@ -20,7 +20,7 @@ pub enum Reversibility {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanStep {
     /// 1-based position in the plan.
     pub index: usize,
@@ -44,7 +44,7 @@ pub struct PlanStep {
 
 /// An update the policy or the constraints keep out of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Unreachable {
     pub component: Component,
     pub version: Version,
@@ -52,7 +52,7 @@ pub struct Unreachable {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePlan {
     pub api_version: ApiVersion,
     pub kind: kind::UpdatePlan,

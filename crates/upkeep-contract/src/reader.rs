@@ -85,6 +85,10 @@ fn split_values(bytes: &[u8], input: &str) -> Result<Vec<Value>, ReadError> {
                         e.line(),
                         e.column()
                     )
+                } else if index == 1 && looks_like_yaml(bytes) {
+                    format!(
+                        "not valid JSON: {e} (upkeep documents are JSON; save them with -o json)"
+                    )
                 } else {
                     format!("not valid JSON: {e}")
                 };
@@ -101,6 +105,16 @@ fn split_values(bytes: &[u8], input: &str) -> Result<Vec<Value>, ReadError> {
         ));
     }
     Ok(values)
+}
+
+/// YAML output of our tools starts with `---` or `apiVersion:`.
+fn looks_like_yaml(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let head = &bytes[start..];
+    head.starts_with(b"---") || head.starts_with(b"apiVersion:")
 }
 
 /// Checks `apiVersion` and returns the `kind` of one document.

@@ -8,7 +8,7 @@ use crate::kind::{self, ApiVersion};
 
 /// One file of a restore point, with its checksum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotFile {
     /// Path inside the archive: `GROUP/KIND/NAMESPACE/NAME.json`.
     pub path: String,
@@ -22,7 +22,7 @@ pub struct SnapshotFile {
 
 /// The GitOps side of a restore point.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
@@ -38,7 +38,7 @@ pub struct GitState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordedRevision {
     pub object: ObjectRef,
     pub revision: String,
@@ -54,7 +54,7 @@ pub enum VolumeBackupKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeBackup {
     pub volume: String,
     pub kind: VolumeBackupKind,
@@ -65,7 +65,7 @@ pub struct VolumeBackup {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatastoreBackup {
     /// `etcd` or `sqlite`.
     pub datastore: String,
@@ -78,7 +78,7 @@ pub struct DatastoreBackup {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotScope {
     /// Empty means every namespace.
     #[serde(default)]
@@ -90,7 +90,7 @@ pub struct SnapshotScope {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotManifest {
     pub api_version: ApiVersion,
     pub kind: kind::SnapshotManifest,
@@ -138,7 +138,7 @@ pub enum RestoreAction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoredObject {
     pub object: ObjectRef,
     pub action: RestoreAction,
@@ -147,7 +147,7 @@ pub struct RestoredObject {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreResult {
     pub api_version: ApiVersion,
     pub kind: kind::RestoreResult,

@@ -59,7 +59,7 @@ pub enum SourceType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
     #[serde(rename = "type")]
     pub source_type: SourceType,
@@ -72,7 +72,7 @@ pub struct Source {
 /// What is being updated. `(kind, namespace, name)` identifies a component
 /// across documents.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Component {
     pub kind: ComponentKind,
     pub name: String,
@@ -100,7 +100,7 @@ impl fmt::Display for Component {
 
 /// The version running now and the range it is allowed to move in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Current {
     pub version: Version,
     /// The constraint as written (a HelmRelease `version`, a Plan channel);
@@ -110,7 +110,7 @@ pub struct Current {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Security {
     /// CVE and GHSA identifiers named by the release.
     #[serde(default)]
@@ -120,13 +120,13 @@ pub struct Security {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Breaking {
     pub reasons: Vec<SafeText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Requires {
     /// The Kubernetes versions the release supports (a chart's `kubeVersion`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,7 +135,7 @@ pub struct Requires {
 
 /// One version the component could move to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Candidate {
     pub version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,7 +162,7 @@ pub struct Candidate {
 
 /// A bundled part whose version a hop changes (k3s ships Traefik, CoreDNS...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BundledChange {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,7 +173,7 @@ pub struct BundledChange {
 /// One step of an upgrade path. Kubernetes and Longhorn move one minor per
 /// hop; a hop lists what it brings and what blocks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Hop {
     pub from: Version,
     pub to: Version,
@@ -195,7 +195,7 @@ pub struct Hop {
 
 /// What one detector found out about one component.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentUpdates {
     pub api_version: ApiVersion,
     pub kind: kind::ComponentUpdates,
@@ -272,7 +272,7 @@ impl ComponentUpdates {
 
 /// Counts over a report, for the ten-second read.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportSummary {
     pub components: usize,
     pub with_updates: usize,
@@ -288,7 +288,7 @@ pub struct ReportSummary {
 /// Every component's updates, merged, ordered security first, then
 /// breaking, then by component.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateReport {
     pub api_version: ApiVersion,
     pub kind: kind::UpdateReport,

@@ -18,7 +18,7 @@ pub enum CheckStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Check {
     /// Stable name, e.g. `flux/helmrelease-ready`.
     pub name: String,
@@ -37,7 +37,7 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValidationReport {
     pub api_version: ApiVersion,
     pub kind: kind::ValidationReport,

@@ -76,6 +76,22 @@ fn garbage_is_refused_naming_the_document() {
 }
 
 #[test]
+fn unknown_fields_are_refused_not_dropped() {
+    let text = String::from_utf8(testdata("sample-updates.jsonl")).unwrap();
+    let first = text.lines().next().unwrap();
+    // A typo must not turn "two candidates" into "up to date".
+    let typo = first.replacen("\"candidates\"", "\"candidate\"", 1);
+    let e = refuse(typo.as_bytes());
+    assert!(e.to_string().contains("unknown field `candidate`"), "{e}");
+}
+
+#[test]
+fn yaml_input_gets_a_hint() {
+    let e = refuse(b"---\napiVersion: upkeep.dev/v1alpha1\nkind: UpdateReport\n");
+    assert!(e.to_string().contains("save them with -o json"), "{e}");
+}
+
+#[test]
 fn truncated_document_is_refused_as_truncated() {
     let raw = testdata("sample-updates.jsonl");
     let text = String::from_utf8(raw).unwrap();

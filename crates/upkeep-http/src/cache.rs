@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::redact::redact;
 use crate::response::Response;
+use upkeep_redact::redact;
 
 /// Bumped when the layout changes, so old entries become misses.
 const FORMAT: u32 = 1;

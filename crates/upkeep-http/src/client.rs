@@ -14,10 +14,10 @@ use url::Url;
 use crate::cache::{Cache, Entry};
 use crate::config::ClientConfig;
 use crate::error::{HttpError, describe_reqwest, secs, shown};
-use crate::redact::redact;
 use crate::response::Response;
 use crate::retry::{RateLimit, backoff, retry_after, until};
 use crate::token::Token;
+use upkeep_redact::redact;
 
 /// Redirects followed within one attempt; more is a loop or a misconfigured
 /// upstream.

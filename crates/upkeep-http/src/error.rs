@@ -3,7 +3,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use url::Url;
 
-use crate::redact::redact;
+use upkeep_redact::redact;
 
 /// Why a request to an upstream failed. Every variant names the URL, already
 /// redacted, so the message can be printed or logged as it is.

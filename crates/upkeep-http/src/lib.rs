@@ -45,7 +45,7 @@ mod cache;
 mod client;
 mod config;
 mod error;
-mod redact;
+
 mod response;
 mod retry;
 mod token;
@@ -54,6 +54,6 @@ pub use base_url::BaseUrl;
 pub use client::{Request, UpstreamClient};
 pub use config::ClientConfig;
 pub use error::HttpError;
-pub use redact::redact;
 pub use response::Response;
 pub use token::{AuthScheme, Token, TokenError};
+pub use upkeep_redact::redact;

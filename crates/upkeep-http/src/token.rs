@@ -6,7 +6,7 @@ use reqwest::header::HeaderValue;
 use url::Url;
 
 use crate::base_url::BaseUrl;
-use crate::redact::register_secret;
+use upkeep_redact::register_secret;
 
 /// How a token is presented in the `Authorization` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,6 +14,10 @@ pub enum FailOn {
     Security,
     /// Any component has a breaking update (or a blocked hop).
     Breaking,
+    /// Any component carries errors (an upstream or the cluster could not
+    /// be read): in a pipeline the detectors' exit codes are lost, this is
+    /// how a script notices.
+    Errors,
 }
 
 /// Merges documents about the same component (same kind, namespace and
@@ -106,6 +110,7 @@ pub fn matches_fail_on(report: &UpdateReport, on: FailOn) -> bool {
         FailOn::Any => report.summary.with_updates > 0,
         FailOn::Security => report.summary.security > 0,
         FailOn::Breaking => report.summary.breaking > 0 || report.summary.blocked > 0,
+        FailOn::Errors => report.summary.errors > 0,
     }
 }
 

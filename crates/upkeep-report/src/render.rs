@@ -61,7 +61,7 @@ fn opt(v: Option<&Version>) -> String {
 
 fn summary_line(r: &UpdateReport) -> String {
     let s = &r.summary;
-    format!(
+    let mut line = format!(
         "{} components, {} with updates ({} patch, {} minor, {} major); {} security, {} breaking, {} blocked, {} with errors",
         s.components,
         s.with_updates,
@@ -72,31 +72,70 @@ fn summary_line(r: &UpdateReport) -> String {
         s.breaking,
         s.blocked,
         s.errors
-    )
+    );
+    // Stale input looks current unless its age is said.
+    if let Some(oldest) = r.components.iter().map(|c| c.checked_at).min() {
+        line.push_str(&format!("; oldest check {oldest}"));
+    }
+    line
 }
+
+/// One line, whatever the text held: continuation lines would land under
+/// the wrong component.
+fn flat(s: &str) -> String {
+    sanitize(s).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const HEADER: [&str; 6] = [
+    "COMPONENT",
+    "CURRENT",
+    "NEXT",
+    "LATEST",
+    "BIGGEST",
+    "ATTENTION",
+];
 
 fn table(r: &UpdateReport, preset: &str) -> Table {
     let mut t = Table::new();
     t.load_preset(preset);
-    t.set_header(vec![
-        "COMPONENT",
-        "CURRENT",
-        "NEXT",
-        "LATEST",
-        "UPDATE",
-        "ATTENTION",
-    ]);
-    for c in &r.components {
-        t.add_row(vec![
-            name(c),
-            opt(c.current.as_ref().map(|c| &c.version)),
-            opt(next(c)),
-            opt(c.latest.as_ref()),
-            c.biggest_update()
-                .map(|u| u.to_string())
-                .unwrap_or_else(|| "-".to_string()),
-            attention(c).join(", "),
-        ]);
+    // BIGGEST is the largest update on offer; NEXT is only the first step.
+    t.set_header(HEADER.to_vec());
+    for row in rows(r) {
+        t.add_row(row);
+    }
+    t
+}
+
+fn rows(r: &UpdateReport) -> Vec<Vec<String>> {
+    r.components
+        .iter()
+        .map(|c| {
+            vec![
+                flat(&name(c)),
+                opt(c.current.as_ref().map(|c| &c.version)),
+                opt(next(c)),
+                opt(c.latest.as_ref()),
+                c.biggest_update()
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "-".to_string()),
+                attention(c).join(", "),
+            ]
+        })
+        .collect()
+}
+
+/// The markdown table, with `|` escaped in every cell (a pipe in a name
+/// would otherwise split the row).
+fn table_escaped(r: &UpdateReport) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::ASCII_MARKDOWN);
+    t.set_header(HEADER.to_vec());
+    for row in rows(r) {
+        t.add_row(
+            row.into_iter()
+                .map(|c| c.replace('|', "\\|"))
+                .collect::<Vec<_>>(),
+        );
     }
     t
 }
@@ -121,7 +160,12 @@ fn details(c: &ComponentUpdates) -> Vec<String> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            out.push(format!("{}: security: {ids}", cand.version));
+            let notes = cand
+                .notes_url
+                .as_deref()
+                .map(|u| format!(" ({})", flat(u)))
+                .unwrap_or_default();
+            out.push(format!("{}: security: {ids}{notes}", cand.version));
         }
         if let Some(b) = &cand.breaking {
             for reason in &b.reasons {
@@ -166,7 +210,15 @@ fn details(c: &ComponentUpdates) -> Vec<String> {
     for e in &c.errors {
         out.push(format!("error: {}: {}", sanitize(&e.source), e.message));
     }
-    out
+    if attention(c).contains(&"needs git change")
+        && let Some(at) = c
+            .observed
+            .iter()
+            .find(|l| matches!(l, upkeep_contract::Location::Gitops { .. }))
+    {
+        out.push(format!("pinned at {at}"));
+    }
+    out.into_iter().map(|l| flat(&l)).collect()
 }
 
 /// Plain text for a terminal or a log.
@@ -209,8 +261,7 @@ pub fn render_markdown(r: &UpdateReport) -> String {
         return s;
     }
     let _ = writeln!(s);
-    // Pipes inside cells would break the table.
-    let t = table(r, presets::ASCII_MARKDOWN).to_string();
+    let t = table_escaped(r).to_string();
     let _ = writeln!(s, "{t}");
     for c in &r.components {
         let d = details(c);

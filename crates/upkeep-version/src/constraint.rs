@@ -96,14 +96,12 @@ impl Comparator {
                     wild_at.get_or_insert(i);
                 }
                 Some(p) => {
-                    if let Some(w) = wild_at {
-                        return Err(ConstraintError::new(
-                            whole,
-                            format!("{rest:?}: a number cannot follow the wildcard {}", names[w]),
-                        ));
-                    }
-                    nums[i] = parse_number(rest, p, names[i])
+                    let n = parse_number(rest, p, names[i])
                         .map_err(|e| ConstraintError::from_version(whole, e))?;
+                    // Masterminds drops the parts after a wildcard (`1.x.3` is `1.x`).
+                    if wild_at.is_none() {
+                        nums[i] = n;
+                    }
                 }
             }
         }
@@ -297,7 +295,22 @@ impl Constraint {
     /// Parses a constraint. The empty string means "any version", as it does
     /// for a HelmRelease with no `version`.
     pub fn parse(input: &str) -> Result<Self, ConstraintError> {
+        // Masterminds' own limits; they also bound the work done on hostile input.
+        const MAX_LEN: usize = 512;
+        const MAX_GROUPS: usize = 32;
         let trimmed = input.trim();
+        if trimmed.len() > MAX_LEN {
+            return Err(ConstraintError::new(
+                &input[..input.floor_char_boundary(40)],
+                format!("longer than {MAX_LEN} bytes"),
+            ));
+        }
+        if trimmed.split("||").count() > MAX_GROUPS {
+            return Err(ConstraintError::new(
+                input,
+                format!("more than {MAX_GROUPS} alternatives"),
+            ));
+        }
         let mut groups = Vec::new();
         for group in trimmed.split("||") {
             let toks = tokens(input, group)?;
@@ -331,9 +344,13 @@ impl Constraint {
 
     /// Like [`Constraint::matches`], optionally admitting any pre-release.
     pub fn matches_with(&self, v: &Version, include_prerelease: bool) -> bool {
-        self.groups
-            .iter()
-            .any(|g| g.iter().all(|c| c.check(v, include_prerelease)))
+        self.groups.iter().any(|g| {
+            // As in Masterminds v3.3: a pre-release named anywhere in an AND
+            // group opens the whole group to pre-releases, so that
+            // `>=1.0.0-0 <2.0.0` admits 1.5.0-rc.1.
+            let pre = include_prerelease || g.iter().any(|c| c.con.is_prerelease());
+            g.iter().all(|c| c.check(v, pre))
+        })
     }
 
     /// The pinned version when the constraint is a single exact version
@@ -468,6 +485,10 @@ mod tests {
             // pre-releases only when the constraint names one
             (">=1.0.0", "1.1.0-rc.1", false),
             (">=1.0.0-0", "1.1.0-rc.1", true),
+            (">=1.0.0-0 <2.0.0", "1.5.0-rc.1", true),
+            ("~1.2.3-rc.1 <1.2.5", "1.2.4-rc.1", true),
+            (">=1.0.0-0 <2.0.0 || 3.x", "3.1.0-rc.1", false),
+            ("1.x.3", "1.5.0", true),
             ("~1.2.3-beta.1", "1.2.3-beta.2", true),
             ("1.2.3-rc.1", "1.2.3-rc.1", true),
         ];
@@ -528,12 +549,17 @@ mod tests {
     }
 
     #[test]
+    fn hostile_lengths_are_refused() {
+        assert!(Constraint::parse(&"1".repeat(600)).is_err());
+        assert!(Constraint::parse(&vec!["1.0.0"; 40].join(" || ")).is_err());
+    }
+
+    #[test]
     fn rejects_malformed_with_reason() {
         for bad in [
             ">=",
             "1.2.3 -",
             "- 1.2",
-            "1.x.3",
             "a.b.c",
             ">=1.0.0 ||",
             "1.2.3.4",

@@ -293,11 +293,13 @@ pub(crate) fn cmp_pre(a: &[Ident], b: &[Ident]) -> Ordering {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
+        // A missing k3s counter counts as 0 so that the order stays total
+        // (v1.31.4 < v1.31.4+k3s1 < v1.31.4+k3s2); other build metadata
+        // (Flux digests) is ignored.
         self.cmp_precedence(other).then_with(|| {
-            match (self.distro_revision(), other.distro_revision()) {
-                (Some(a), Some(b)) => a.cmp(&b),
-                _ => Ordering::Equal,
-            }
+            self.distro_revision()
+                .unwrap_or(0)
+                .cmp(&other.distro_revision().unwrap_or(0))
         })
     }
 }
@@ -318,10 +320,10 @@ impl Eq for Version {}
 
 impl Hash for Version {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must agree with Eq: distro revisions only distinguish versions when
-        // both sides carry one, so they cannot take part in the hash.
+        // Must agree with Eq: everything cmp looks at, nothing else.
         (self.major, self.minor, self.patch).hash(state);
         self.pre.hash(state);
+        self.distro_revision().unwrap_or(0).hash(state);
     }
 }
 
@@ -359,11 +361,12 @@ impl MinorVersion {
         })
     }
 
-    /// The next minor line (`1.31` → `1.32`).
+    /// The next minor line (`1.31` → `1.32`). Saturates at the largest
+    /// minor rather than overflowing on absurd input.
     pub fn next(self) -> MinorVersion {
         MinorVersion {
             major: self.major,
-            minor: self.minor + 1,
+            minor: self.minor.saturating_add(1),
         }
     }
 }
@@ -457,6 +460,27 @@ mod tests {
         assert!(v("v1.31.4+k3s10") > v("v1.31.4+k3s9"));
         assert!(v("v1.31.5+k3s1") > v("v1.31.4+k3s10"));
         assert!(v("v1.30.2+rke2r2") > v("v1.30.2+rke2r1"));
+    }
+
+    #[test]
+    fn order_is_total_over_mixed_builds() {
+        let inputs = [
+            "v1.31.4+k3s2",
+            "v1.31.4",
+            "v1.31.4+k3s1",
+            "1.31.4+abcdef",
+            "v1.31.4+k3s10",
+            "v1.31.3+k3s9",
+            "v1.31.5",
+        ];
+        let mut vs: Vec<Version> = inputs.iter().cycle().take(200).map(|s| v(s)).collect();
+        vs.sort();
+        assert!(vs.windows(2).all(|w| w[0] <= w[1]));
+        assert!(v("v1.31.4") < v("v1.31.4+k3s1"));
+        assert_eq!(v("v1.31.4"), v("1.31.4+abcdef"));
+        use std::collections::HashSet;
+        let set: HashSet<Version> = vs.into_iter().collect();
+        assert_eq!(set.len(), 6, "{set:?}");
     }
 
     #[test]

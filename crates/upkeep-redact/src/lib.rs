@@ -1,9 +1,9 @@
-//! Redaction of secrets in text bound for logs and error messages.
+//! Masks secrets in text bound for logs and error messages.
 //!
 //! Secrets are kept in a process-wide registry because log lines and errors
-//! are produced far from where a token was loaded; every [`crate::Token`]
-//! registers its value when it is created, so `redact` knows it everywhere,
-//! including in the binaries' own log formatting.
+//! are produced far from where a token was loaded: the HTTP layer registers
+//! every token when it is loaded, and the CLI layer passes every log line and
+//! error message through [`redact`] on its way to stderr.
 
 use std::sync::{Arc, RwLock};
 
@@ -28,15 +28,16 @@ const SENSITIVE_PARAMS: &[&str] = &[
 static SECRETS: RwLock<Vec<Arc<str>>> = RwLock::new(Vec::new());
 
 /// Remember a secret so that [`redact`] masks it from now on.
-pub(crate) fn register_secret(secret: &Arc<str>) {
+pub fn register_secret(secret: &str) {
     if secret.is_empty() {
         return;
     }
+    let secret: Arc<str> = Arc::from(secret);
     // A poisoned lock only means another thread panicked while holding it;
     // the Vec is still valid and dropping secrets would leak them.
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| **s == **secret) {
-        secrets.push(Arc::clone(secret));
+    if !secrets.iter().any(|s| **s == *secret) {
+        secrets.push(secret);
         // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
@@ -146,8 +147,8 @@ mod tests {
 
     #[test]
     fn longer_secret_containing_a_shorter_one_is_masked_whole() {
-        register_secret(&Arc::from("abcUNITxyz"));
-        register_secret(&Arc::from("abcUNITxyz-and-more"));
+        register_secret("abcUNITxyz");
+        register_secret("abcUNITxyz-and-more");
         assert_eq!(redact("v=abcUNITxyz-and-more"), "v=***");
     }
 
