@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"second, longer");
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(leftovers(&p.parent().unwrap().to_path_buf()).is_empty());
+        assert!(leftovers(p.parent().unwrap()).is_empty());
     }
 
     #[test]
