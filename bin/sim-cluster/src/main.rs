@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sim_cluster::{ServeConfig, ServeError, SimCluster};
+use sim_cluster::{ServeConfig, ServeError, SimCluster, SimConfig};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +40,11 @@ enum Command {
         /// On shutdown, write every object as JSON under this directory.
         #[arg(long)]
         state_out: Option<PathBuf>,
+        /// SIM.yaml: simulated controllers (flux, longhorn, upgrades, workloads) with their
+        /// delays and failures, the chart catalogue, and faults to inject. See
+        /// testdata/sim-cluster/README.md for the format.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -89,7 +94,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         tls,
         server_version,
         state_out,
+        config,
     } = cli.command;
+    let sim = match &config {
+        Some(path) => SimConfig::load(path).map_err(|e| Failure(2, e.to_string()))?,
+        None => SimConfig::default(),
+    };
     if !fixture.exists() {
         return Err(Failure(
             2,
@@ -102,6 +112,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         git_version: server_version,
         tls,
         kubeconfig: kubeconfig_out,
+        sim,
     };
     let cluster = SimCluster::start(store, cfg).await.map_err(|e| match e {
         ServeError::Kubeconfig { .. } => Failure(2, e.to_string()),

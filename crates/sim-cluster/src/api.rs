@@ -33,6 +33,8 @@ pub(crate) struct App {
     pub git_version: String,
     pub token: Option<String>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// What `pods/log` answers, filled by the workloads controller.
+    pub logs: crate::controllers::PodLogs,
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
@@ -454,6 +456,12 @@ pub(crate) async fn handle(
             resp
         }
         Ok(Reply::Text(t)) => (StatusCode::OK, t).into_response(),
+        Ok(Reply::Plain(t)) => {
+            let mut resp = (StatusCode::OK, t).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp
+        }
         Ok(Reply::Watch(w)) => watch_response(&app, *w),
         Err(e) => error_response(&e),
     }
@@ -464,6 +472,8 @@ enum Reply {
     /// 200 with a content type other than plain JSON (aggregated discovery).
     Typed(String, Value),
     Text(&'static str),
+    /// `pods/log`.
+    Plain(String),
     Watch(Box<WatchRequest>),
 }
 
@@ -591,6 +601,60 @@ fn route(
     }
 }
 
+/// `pods/log`: the text the workloads controller recorded for the pod (empty when none).
+fn pod_log(
+    app: &App,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    q: &Query,
+) -> Result<String, ApiError> {
+    let pod = app.store.get(info, Some(ns), name)?;
+    let containers: Vec<&str> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match q.get("container") {
+        Some(c) if containers.contains(&c) => c,
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {name}"
+            )));
+        }
+        None if containers.len() == 1 => containers[0],
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )));
+        }
+    };
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+    if matches!(phase, None | Some("Pending")) {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        )));
+    }
+    let text = app.logs.get(ns, name).unwrap_or_default();
+    let Some(tail) = q.get("tailLines") else {
+        return Ok(text);
+    };
+    let n: usize = tail
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("tailLines: invalid value {tail:?}")))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn resource_request(
     app: &App,
@@ -612,6 +676,18 @@ fn resource_request(
         && let Some(name) = t.name.as_deref()
     {
         return scale_request(app, &info, ns, name, method, q, headers, body);
+    }
+    if t.subresource.as_deref() == Some("log")
+        && info.group.is_empty()
+        && info.plural == "pods"
+        && let Some(name) = t.name.as_deref()
+    {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method} pods/log)"
+            )));
+        }
+        return pod_log(app, &info, ns.unwrap_or("default"), name, q).map(Reply::Plain);
     }
     let status = match t.subresource.as_deref() {
         None => false,

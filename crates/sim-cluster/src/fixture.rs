@@ -108,6 +108,41 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
     })
 }
 
+/// Parses a multi-document YAML stream into its objects (`List` kinds flattened); the error
+/// names the 0-based document index.
+pub(crate) fn parse_stream(text: &str) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    for (index, doc) in split_documents(text).into_iter().enumerate() {
+        if doc
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        let value = parse_yaml(&doc).map_err(|m| format!("document {index}: invalid YAML: {m}"))?;
+        match value {
+            Value::Null => continue,
+            Value::Object(_) => {}
+            _ => {
+                return Err(format!(
+                    "document {index}: not a Kubernetes object (expected a mapping)"
+                ));
+            }
+        }
+        if value
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && let Some(items) = value.get("items").and_then(Value::as_array)
+        {
+            out.extend(items.iter().cloned());
+            continue;
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
 fn is_crd(v: &Value) -> bool {
     v.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
         && v.get("apiVersion").and_then(Value::as_str) == Some("apiextensions.k8s.io/v1")
@@ -164,7 +199,7 @@ fn read_docs(path: &Path, out: &mut Vec<Doc>) -> Result<(), FixtureError> {
     Ok(())
 }
 
-fn gvk(v: &Value) -> Result<(String, String, String), String> {
+pub(crate) fn gvk(v: &Value) -> Result<(String, String, String), String> {
     let av = v
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -189,9 +224,20 @@ pub fn load_dir(dir: &Path) -> Result<Store, FixtureError> {
     for f in &files {
         read_docs(f, &mut docs)?;
     }
-    // CRDs first, whatever the file order, so their kinds exist for what follows; and the
-    // whole set is checked against a scratch store before the real one is built.
-    docs.sort_by_key(|d| !is_crd(&d.object));
+    // CRDs first, whatever the file order, so their kinds exist for what follows; then
+    // Namespaces, so one declared in a later file (with its labels) is not pre-empted by the
+    // bare namespace created for an object that names it.
+    docs.sort_by_key(|d| {
+        if is_crd(&d.object) {
+            0
+        } else if d.object.get("kind").and_then(Value::as_str) == Some("Namespace")
+            && d.object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        {
+            1
+        } else {
+            2
+        }
+    });
     let store = Store::new();
     for d in &docs {
         let err = |message: String| FixtureError::Document {
@@ -220,6 +266,25 @@ pub fn load_dir(dir: &Path) -> Result<Store, FixtureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_declared_in_later_files_keep_their_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a-app.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: media}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("z-ns.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: media, labels: {team: home}}\n",
+        )
+        .unwrap();
+        let store = load_dir(dir.path()).unwrap();
+        let ns = store.registry().lookup("", "v1", "namespaces").unwrap();
+        let media = store.get(&ns, None, "media").unwrap();
+        assert_eq!(media["metadata"]["labels"]["team"], "home");
+    }
 
     #[test]
     fn splits_documents_with_markers_and_comments() {

@@ -7,20 +7,27 @@
 //! `/openapi/v3` (enough for kubectl's `fieldValidation` check) for the built-in kinds of a
 //! k3s homelab and for every CustomResourceDefinition created.
 //!
+//! A `SIM.yaml` ([`SimConfig`], passed in [`ServeConfig::sim`]) switches on simulated
+//! controllers — Flux (local git sources, Kustomizations, HelmReleases from a chart
+//! catalogue with rollback remediation), Longhorn (volumes, snapshots, backups, version
+//! setting), the k3s system-upgrade-controller, and Jobs/Pods with configured logs — and
+//! injects faults (errors, latency, 429, dropped connections), also changeable at run time
+//! through `/_admin/faults`. Controllers write through the same [`Store`] methods the API
+//! uses, so their writes get resourceVersions, generation rules and watch events like any
+//! client's.
+//!
 //! Not simulated: RBAC/admission (everything is allowed), value validation of schemas (types,
 //! enums, CEL; unknown fields *are* pruned or refused), CRD conversion webhooks (versions are
 //! served as stored, only `apiVersion` changes), protobuf bodies other than the v1
 //! ConfigMap/Secret/Namespace/ServiceAccount that `kubectl create <kind>` sends, OpenAPI v2
-//! and schemas in OpenAPI v3, `pods/log`, `exec`, `proxy`, and any controller behaviour.
-//!
-//! Extension points for what comes next:
-//! - simulated controllers subscribe to [`Store::subscribe`] (every committed change, with
-//!   the old object) and write back through the same [`Store`] methods the API uses, so
-//!   their writes get resourceVersions, generation rules and watch events like any client's;
-//! - fault injection is a middleware layer in `server::router`, between auth and the API.
+//! and schemas in OpenAPI v3, `exec`, `proxy`, and controllers other than those above
+//! (no Deployment/ReplicaSet/StatefulSet controllers, no scheduler beyond "first node").
 
 mod api;
+mod config;
+mod controllers;
 mod error;
+mod faults;
 mod fixture;
 mod openapi;
 mod patch;
@@ -34,7 +41,12 @@ mod state;
 mod store;
 mod table;
 
+pub use config::{
+    ChartConfig, ChartVersionConfig, ConfigError, Controllers, FluxConfig, LonghornConfig,
+    PodBehaviour, PodResult, SimConfig, SimDuration, UpgradesConfig, WorkloadsConfig,
+};
 pub use error::ApiError;
+pub use faults::{FaultAction, FaultRule, FaultRules, Verb};
 pub use fixture::{FixtureError, load_dir};
 pub use patch::PatchKind;
 pub use resources::{GroupResource, Registry, ResourceInfo};

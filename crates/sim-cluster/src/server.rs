@@ -21,7 +21,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, App};
+use crate::config::SimConfig;
+use crate::controllers::{Controllers, PodLogs};
 use crate::error::ApiError;
+use crate::faults::{self, ConnKill, Faults};
 use crate::store::Store;
 
 /// Largest request body accepted (real kube-apiserver allows 3 MiB objects; kubectl's
@@ -42,6 +45,8 @@ pub struct ServeConfig {
     pub tls: bool,
     /// Where the kubeconfig for this server is written (mode 0600).
     pub kubeconfig: PathBuf,
+    /// Simulated controllers and faults (`SIM.yaml`); the default runs none of either.
+    pub sim: SimConfig,
 }
 
 impl ServeConfig {
@@ -51,7 +56,14 @@ impl ServeConfig {
             git_version: "v1.31.4+k3s1".to_string(),
             tls: false,
             kubeconfig: kubeconfig.into(),
+            sim: SimConfig::default(),
         }
+    }
+
+    /// The same configuration with `SIM.yaml` settings.
+    pub fn with_sim(mut self, sim: SimConfig) -> Self {
+        self.sim = sim;
+        self
     }
 }
 
@@ -79,6 +91,7 @@ pub struct SimCluster {
     ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    controllers: Option<Controllers>,
 }
 
 impl SimCluster {
@@ -107,14 +120,18 @@ impl SimCluster {
             ca_pem.as_deref(),
             token.as_deref(),
         )?;
+        let logs = PodLogs::default();
         let app = Arc::new(App {
             store: store.clone(),
             git_version: cfg.git_version.clone(),
             token,
             shutdown: stop_rx.clone(),
+            logs: logs.clone(),
         });
-        let router = router(app);
+        let faults = Arc::new(Faults::new(&cfg.sim.faults));
+        let router = router(app, faults);
         let task = tokio::spawn(accept_loop(listener, router, tls, stop_rx));
+        let controllers = Controllers::start(&store, &cfg.sim.controllers, logs);
         Ok(SimCluster {
             address,
             kubeconfig: cfg.kubeconfig,
@@ -122,6 +139,7 @@ impl SimCluster {
             ca_pem,
             stop,
             task: Some(task),
+            controllers: Some(controllers),
         })
     }
 
@@ -146,6 +164,10 @@ impl SimCluster {
     /// Stops accepting, ends open watches, and waits (bounded) for connections to close.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        if let Some(c) = self.controllers.take() {
+            // Controller threads finish their current pass (bounded by a git call or two).
+            let _ = tokio::task::spawn_blocking(move || c.stop_and_join()).await;
+        }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -155,18 +177,23 @@ impl SimCluster {
 impl Drop for SimCluster {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(c) = self.controllers.take() {
+            c.stop();
+        }
         if let Some(task) = self.task.take() {
             task.abort();
         }
     }
 }
 
-/// The middleware chain. Layers run outermost first: auth, then the API. A fault-injection
-/// layer belongs between the two (after auth, so faults hit authenticated traffic only).
-fn router(app: Arc<App>) -> Router {
+/// The middleware chain. Layers run outermost first: auth, then fault injection (which also
+/// answers `/_admin/faults`), then the API. Faults come after auth so they hit
+/// authenticated traffic only.
+fn router(app: Arc<App>, faults: Arc<Faults>) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(faults, faults::layer))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
 }
@@ -223,7 +250,11 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else { continue };
-                let service = TowerToHyperService::new(router.clone());
+                // The fault layer pulls this to drop the connection without answering.
+                let kill = Arc::new(tokio::sync::Notify::new());
+                let service = TowerToHyperService::new(
+                    router.clone().layer(axum::Extension(ConnKill(kill.clone()))),
+                );
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 // A client that never finishes its request headers does not hold a task forever.
                 builder
@@ -235,8 +266,11 @@ async fn accept_loop(
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                         let conn = graceful.watch(conn);
                         tokio::spawn(async move {
-                            if let Err(e) = conn.await {
-                                tracing::debug!("connection ended: {e}");
+                            tokio::select! {
+                                r = conn => if let Err(e) = r {
+                                    tracing::debug!("connection ended: {e}");
+                                },
+                                _ = kill.notified() => tracing::debug!("connection dropped by a fault"),
                             }
                         });
                     }
@@ -249,8 +283,11 @@ async fn accept_loop(
                                 return;
                             };
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned();
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!("connection ended: {e}");
+                            tokio::select! {
+                                r = watcher.watch(conn) => if let Err(e) = r {
+                                    tracing::debug!("connection ended: {e}");
+                                },
+                                _ = kill.notified() => tracing::debug!("connection dropped by a fault"),
                             }
                         });
                     }

@@ -150,3 +150,60 @@ pub fn names(list: &serde_json::Value) -> Vec<String> {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// One HTTP/1.1 request on a fresh connection; None when the server closed it without answering.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<RawResponse> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    // A reset connection is "no answer" too.
+    let _ = s.read_to_end(&mut buf);
+    if buf.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Some(RawResponse {
+        status,
+        headers: head.to_string(),
+        body: body.to_string(),
+    })
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after a generous deadline.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Runs the sim-cluster binary to completion (for start-up failures).
+pub fn run_binary(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim-cluster"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
