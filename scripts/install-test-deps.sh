@@ -17,7 +17,8 @@ say() { printf 'install-test-deps: %s\n' "$*" >&2; }
 # Debian packages the tests start as real servers. Installed only when missing.
 apt_packages=()
 need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_packages+=("$1"); }
-for p in git python3; do need_apt "$p"; done
+# docker-registry: a real OCI registry for the chart push/detect tests.
+for p in git python3 docker-registry; do need_apt "$p"; done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "apt-get install ${apt_packages[*]}"
