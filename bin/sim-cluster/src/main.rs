@@ -122,10 +122,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         "address": cluster.address().to_string(),
         "kubeconfig": cluster.kubeconfig_path().display().to_string(),
     });
+    // Handlers are in place before the ready line: a client that signals
+    // as soon as it reads it must find them, not the default action.
+    let signals =
+        Signals::install().map_err(|e| Failure(3, format!("cannot wait for signals: {e}")))?;
     println!("{ready}");
-    wait_for_signal()
-        .await
-        .map_err(|e| Failure(3, format!("cannot wait for signals: {e}")))?;
+    signals.wait().await;
     let store = cluster.store().clone();
     cluster.shutdown().await;
     if let Some(dir) = state_out {
@@ -134,13 +136,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -234,8 +234,9 @@ pub(crate) fn analyze(
             Severity::Warning,
             "held-back-kubernetes",
             format!(
-                "{} need Kubernetes {req} and the cluster runs {k}: held back; {hop}",
-                versions.join(", ")
+                "{} {} Kubernetes {req} and the cluster runs {k}: held back; {hop}",
+                versions.join(", "),
+                if versions.len() == 1 { "needs" } else { "need" }
             ),
         ));
     }

@@ -1,0 +1,149 @@
+//! A component's releases, filtered and ordered, and what their notes say.
+
+use upkeep_contract::{Breaking, Candidate, Requires, SafeText, Security};
+use upkeep_notes as notes;
+use upkeep_upstream::Release;
+use upkeep_version::{MinorVersion, UpdateType, Version};
+
+/// Releases oldest first; pre-releases only when asked for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReleaseSet {
+    releases: Vec<Release>,
+}
+
+impl ReleaseSet {
+    pub fn new(releases: Vec<Release>, include_prereleases: bool) -> Self {
+        let mut releases: Vec<Release> = releases
+            .into_iter()
+            .filter(|r| include_prereleases || !(r.prerelease || r.version.is_prerelease()))
+            .collect();
+        releases.sort_by(|a, b| a.version.cmp(&b.version));
+        // Two tags for one version (v1.2.3 and 1.2.3): keep the first.
+        releases.dedup_by(|a, b| a.version == b.version);
+        ReleaseSet { releases }
+    }
+
+    pub fn all(&self) -> &[Release] {
+        &self.releases
+    }
+
+    pub fn newest(&self) -> Option<&Release> {
+        self.releases.last()
+    }
+
+    pub fn get(&self, v: &Version) -> Option<&Release> {
+        self.releases.iter().find(|r| &r.version == v)
+    }
+
+    pub fn latest_in(&self, line: MinorVersion) -> Option<&Release> {
+        self.releases
+            .iter()
+            .rev()
+            .find(|r| r.version.minor_line() == line)
+    }
+
+    /// The lowest minor line above `line` that has a release.
+    pub fn next_line_after(&self, line: MinorVersion) -> Option<MinorVersion> {
+        self.releases
+            .iter()
+            .map(|r| r.version.minor_line())
+            .find(|l| *l > line)
+    }
+
+    /// Releases in `(from, to]`, oldest first.
+    pub fn between<'a>(
+        &'a self,
+        from: &'a Version,
+        to: &'a Version,
+    ) -> impl Iterator<Item = &'a Release> {
+        self.releases
+            .iter()
+            .filter(move |r| &r.version > from && &r.version <= to)
+    }
+
+    /// The first release (oldest) of a minor line: the one that carries the
+    /// line's upgrade notes (`.0`).
+    pub fn first_in(&self, line: MinorVersion) -> Option<&Release> {
+        self.releases
+            .iter()
+            .find(|r| r.version.minor_line() == line)
+    }
+}
+
+/// Security over several releases: every id, and the first summary.
+pub(crate) fn security_of<'a>(releases: impl Iterator<Item = &'a Release>) -> Option<Security> {
+    let mut out: Option<Security> = None;
+    for r in releases {
+        let Some(s) = notes::security(&r.body) else {
+            continue;
+        };
+        let acc = out.get_or_insert_with(Security::default);
+        for id in s.ids {
+            if !acc.ids.contains(&id) {
+                acc.ids.push(id);
+            }
+        }
+        if acc.summary.is_none() {
+            acc.summary = s
+                .summary
+                .map(|t| SafeText::new(&format!("{}: {t}", r.version)));
+        }
+    }
+    out
+}
+
+/// Breaking reasons over several releases, each prefixed with its release.
+pub(crate) fn breaking_of<'a>(releases: impl Iterator<Item = &'a Release>) -> Option<Breaking> {
+    let reasons: Vec<SafeText> = releases
+        .filter_map(|r| notes::breaking(&r.body).map(|b| (r, b)))
+        .flat_map(|(r, b)| {
+            b.reasons
+                .into_iter()
+                .map(move |t| SafeText::new(&format!("{}: {t}", r.version)))
+        })
+        .take(notes::MAX_REASONS)
+        .collect();
+    (!reasons.is_empty()).then_some(Breaking { reasons })
+}
+
+/// Candidates newer than `current`, newest first. `allowed` marks those at
+/// or below `allowed_up_to` (the target of the path).
+pub(crate) fn candidates(
+    set: &ReleaseSet,
+    current: &Version,
+    allowed_up_to: Option<&Version>,
+    requires: &dyn Fn(&Release) -> Option<Requires>,
+) -> Vec<Candidate> {
+    set.all()
+        .iter()
+        .rev()
+        .filter_map(|r| {
+            let update = UpdateType::between(current, &r.version)?;
+            Some(Candidate {
+                version: r.version.clone(),
+                published: r.published,
+                prerelease: r.prerelease || r.version.is_prerelease(),
+                update,
+                allowed: allowed_up_to.is_some_and(|t| &r.version <= t),
+                app_version: None,
+                security: notes::security(&r.body),
+                breaking: notes::breaking(&r.body),
+                requires: requires(r),
+                notes_url: r.html_url.clone(),
+                notes: notes::excerpt(&r.body),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) fn release(tag: &str, body: &str) -> Release {
+    Release {
+        tag: tag.to_string(),
+        version: Version::parse(tag).unwrap(),
+        prerelease: Version::parse(tag).unwrap().is_prerelease(),
+        published: None,
+        body: body.to_string(),
+        html_url: None,
+    }
+}
