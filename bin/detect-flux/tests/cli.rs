@@ -1,6 +1,8 @@
 //! detect-flux as a user runs it: the built binary against sim-upstream and
 //! the real GitOps repositories of ../shared/realdata.
 
+// One copy of the test harness serves the three platform detectors.
+#[path = "../../detect-k3s/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;

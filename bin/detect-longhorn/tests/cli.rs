@@ -1,6 +1,8 @@
 //! detect-longhorn as a user runs it: the built binary against sim-upstream
 //! and the constructed cluster dumps of testdata/clusters.
 
+// One copy of the test harness serves the three platform detectors.
+#[path = "../../detect-k3s/tests/common/mod.rs"]
 mod common;
 
 use common::*;

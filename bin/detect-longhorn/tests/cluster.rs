@@ -2,6 +2,8 @@
 //! `--kubeconfig` against sim-cluster serving the homelab fixture
 //! (testdata/clusters/homelab) and sim-upstream, both in process.
 
+// One copy of the test harness serves the three platform detectors.
+#[path = "../../detect-k3s/tests/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -1,4 +1,5 @@
-//! Runs the built binary against an in-process sim-upstream, with an
+//! Shared by the detect-k3s, detect-flux and detect-longhorn tests (they
+//! include this file by path). Runs the built binary against an in-process sim-upstream, with an
 //! environment of its own (no config file, token or cache of the user's).
 
 #![allow(dead_code)] // each test binary uses a different subset
