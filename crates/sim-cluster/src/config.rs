@@ -29,16 +29,14 @@ pub enum ConfigError {
 pub struct SimDuration(pub Duration);
 
 impl SimDuration {
+    /// The same grammar as `upkeep.yaml`'s durations, except that a unit is
+    /// required: in SIM.yaml a bare number is more likely a mistake.
     pub fn parse(s: &str) -> Option<Duration> {
         let s = s.trim();
-        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-        let n: u64 = num.parse().ok()?;
-        match unit {
-            "ms" => Some(Duration::from_millis(n)),
-            "s" => Some(Duration::from_secs(n)),
-            "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-            _ => None,
+        if s.ends_with(|c: char| c.is_ascii_digit()) {
+            return None;
         }
+        upkeep_config::parse_duration(s).ok()
     }
 }
 

@@ -110,7 +110,9 @@ fn find_on_line(line_text: &str, key: &str) -> Option<Found> {
 
 fn parse_all(text: &str) -> Result<Vec<Value>, EditError> {
     let mut out = Vec::new();
-    for doc in split_documents(text) {
+    // The scanner's splitter: edits are proved on the same documents the
+    // scan found their line numbers in.
+    for (_, doc) in upkeep_gitops::split_documents(text) {
         let v: Value = serde_saphyr::from_str(doc).map_err(|e| {
             EditError::Unparseable(
                 e.to_string()
@@ -122,23 +124,6 @@ fn parse_all(text: &str) -> Result<Vec<Value>, EditError> {
         out.push(v);
     }
     Ok(out)
-}
-
-/// Splits a multi-document stream at `---` lines.
-fn split_documents(text: &str) -> Vec<&str> {
-    let mut docs = Vec::new();
-    let mut start = 0;
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_end();
-        if t == "---" || t.starts_with("--- ") {
-            docs.push(&text[start..pos]);
-            start = pos + line.len();
-        }
-        pos += line.len();
-    }
-    docs.push(&text[start..]);
-    docs
 }
 
 fn count_differences(a: &Value, b: &Value) -> usize {

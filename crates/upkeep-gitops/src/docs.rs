@@ -36,7 +36,7 @@ pub(crate) struct DocProblem {
 /// YAML forbids `---` and `...` at the start of a line inside any scalar, so
 /// cutting at such lines is what a YAML parser does too. Cutting ourselves
 /// lets every document be read (and fail) on its own and keeps line numbers.
-fn split_documents(text: &str) -> Vec<(usize, &str)> {
+pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
     let mut start_byte = 0;
     let mut start_line = 0;

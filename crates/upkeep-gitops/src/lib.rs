@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use docs::split_documents;
 pub use layout::FluxVersionHeader;
 
 /// A scalar read from a manifest, as written, with its 1-based line.
