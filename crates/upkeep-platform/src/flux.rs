@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 use upkeep_contract::{
-    Component, ComponentKind, ComponentUpdates, Constraint, Current, Finding, Location, Requires,
-    SafeText, Severity, Source, SourceType, Timestamp,
+    ComponentKind, ComponentUpdates, Constraint, Current, Finding, Location, Requires, SafeText,
+    Severity,
 };
 use upkeep_notes as notes;
 use upkeep_upstream::{GithubRepo, Release, Upstream};
@@ -15,8 +15,8 @@ use upkeep_version::{MinorVersion, Version};
 use crate::cluster;
 use crate::gitops;
 use crate::path::{self, Lines};
-use crate::releases::{self, ReleaseSet};
-use crate::{Detection, Inputs, Options, PlatformError, Target, upstream_error};
+use crate::releases::{self, GithubStart, ReleaseSet};
+use crate::{Detection, Inputs, Options, PlatformError, Target};
 
 const INSTALL_REF: &str = "fluxcd/flux2/manifests/install?ref=";
 
@@ -26,44 +26,20 @@ pub async fn detect(
     inputs: &Inputs,
     opts: &Options,
 ) -> Result<Detection, PlatformError> {
-    if opts.target == Target::Stable {
-        return Err(PlatformError::Input {
-            what: "--target".to_string(),
-            message: "Flux has no stable channel; use latest, vX.Y or a version".to_string(),
-        });
-    }
-    let mut doc = ComponentUpdates::new(
-        Component {
-            kind: ComponentKind::Flux,
-            name: "flux".to_string(),
-            namespace: Some("flux-system".to_string()),
-            source: Some(Source {
-                source_type: SourceType::GithubReleases,
-                url: upstream.releases_url(GithubRepo::FLUX),
-                chart: None,
-            }),
-        },
-        Timestamp::now(),
-    );
-    let mut failed = false;
-    let github = match upstream.github_releases(GithubRepo::FLUX).await {
-        Ok(r) => r,
-        Err(e) => {
-            failed = true;
-            doc.errors
-                .push(upstream_error(upstream.releases_url(GithubRepo::FLUX), &e));
-            Vec::new()
-        }
-    };
-    let set = ReleaseSet::new(github, opts.include_prereleases);
-    doc.latest = set.newest().map(|r| r.version.clone());
-
-    let kubernetes = opts.kubernetes_version.clone().or_else(|| {
-        inputs
-            .cluster
-            .as_ref()
-            .and_then(cluster::kubernetes_version)
-    });
+    let GithubStart {
+        mut doc,
+        set,
+        failed,
+        kubernetes,
+    } = releases::github_start(
+        upstream,
+        inputs,
+        opts,
+        (ComponentKind::Flux, "flux", "flux-system"),
+        GithubRepo::FLUX,
+        "Flux",
+    )
+    .await?;
     let current = current_version(inputs, &set, &mut doc);
     let Some(current) = current else {
         doc.findings.push(Finding {

@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 use upkeep_contract::{
-    Component, ComponentKind, ComponentUpdates, Constraint, Current, Finding, Location, Requires,
-    SafeText, Severity, Source, SourceType, Timestamp,
+    ComponentKind, ComponentUpdates, Constraint, Current, Finding, Location, Requires, SafeText,
+    Severity,
 };
 use upkeep_gitops::Spec;
 use upkeep_notes as notes;
@@ -18,8 +18,8 @@ use upkeep_version::Version;
 use crate::cluster::{self, ClusterObjects};
 use crate::gitops;
 use crate::path::{self, Lines};
-use crate::releases::{self, ReleaseSet};
-use crate::{Detection, Inputs, Options, PlatformError, Target, upstream_error};
+use crate::releases::{self, GithubStart, ReleaseSet};
+use crate::{Detection, Inputs, Options, PlatformError, Target};
 
 const CHART: &str = "longhorn";
 
@@ -29,48 +29,23 @@ pub async fn detect(
     inputs: &Inputs,
     opts: &Options,
 ) -> Result<Detection, PlatformError> {
-    if opts.target == Target::Stable {
-        return Err(PlatformError::Input {
-            what: "--target".to_string(),
-            message: "Longhorn has no stable channel; use latest, vX.Y or a version".to_string(),
-        });
-    }
-    let mut doc = ComponentUpdates::new(
-        Component {
-            kind: ComponentKind::Longhorn,
-            name: "longhorn".to_string(),
-            namespace: Some("longhorn-system".to_string()),
-            source: Some(Source {
-                source_type: SourceType::GithubReleases,
-                url: upstream.releases_url(GithubRepo::LONGHORN),
-                chart: None,
-            }),
-        },
-        Timestamp::now(),
-    );
-    let mut failed = false;
-    let github = match upstream.github_releases(GithubRepo::LONGHORN).await {
-        Ok(r) => r,
-        Err(e) => {
-            failed = true;
-            doc.errors.push(upstream_error(
-                upstream.releases_url(GithubRepo::LONGHORN),
-                &e,
-            ));
-            Vec::new()
-        }
-    };
-    let set = ReleaseSet::new(github, opts.include_prereleases);
-    doc.latest = set.newest().map(|r| r.version.clone());
+    let GithubStart {
+        mut doc,
+        set,
+        failed,
+        kubernetes,
+    } = releases::github_start(
+        upstream,
+        inputs,
+        opts,
+        (ComponentKind::Longhorn, "longhorn", "longhorn-system"),
+        GithubRepo::LONGHORN,
+        "Longhorn",
+    )
+    .await?;
     if let Some(objects) = &inputs.cluster {
         doc.findings.extend(health(objects));
     }
-    let kubernetes = opts.kubernetes_version.clone().or_else(|| {
-        inputs
-            .cluster
-            .as_ref()
-            .and_then(cluster::kubernetes_version)
-    });
 
     let Some(current) = current_version(inputs, &set, &mut doc) else {
         doc.findings.push(Finding {

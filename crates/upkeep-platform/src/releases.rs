@@ -5,6 +5,71 @@ use upkeep_notes as notes;
 use upkeep_upstream::Release;
 use upkeep_version::{MinorVersion, UpdateType, Version};
 
+/// The start every GitHub-released component (Flux, Longhorn) shares: its
+/// document, its releases (an unreachable upstream recorded in `errors`,
+/// not returned), and the cluster's Kubernetes version.
+pub(crate) struct GithubStart {
+    pub doc: upkeep_contract::ComponentUpdates,
+    pub set: ReleaseSet,
+    pub failed: bool,
+    pub kubernetes: Option<Version>,
+}
+
+pub(crate) async fn github_start(
+    upstream: &upkeep_upstream::Upstream,
+    inputs: &crate::Inputs,
+    opts: &crate::Options,
+    component: (upkeep_contract::ComponentKind, &str, &str),
+    repo: upkeep_upstream::GithubRepo,
+    display: &str,
+) -> Result<GithubStart, crate::PlatformError> {
+    use upkeep_contract::{Component, ComponentUpdates, Source, SourceType, Timestamp};
+    if opts.target == crate::Target::Stable {
+        return Err(crate::PlatformError::Input {
+            what: "--target".to_string(),
+            message: format!("{display} has no stable channel; use latest, vX.Y or a version"),
+        });
+    }
+    let (kind, name, namespace) = component;
+    let mut doc = ComponentUpdates::new(
+        Component {
+            kind,
+            name: name.to_string(),
+            namespace: Some(namespace.to_string()),
+            source: Some(Source {
+                source_type: SourceType::GithubReleases,
+                url: upstream.releases_url(repo),
+                chart: None,
+            }),
+        },
+        Timestamp::now(),
+    );
+    let mut failed = false;
+    let github = match upstream.github_releases(repo).await {
+        Ok(r) => r,
+        Err(e) => {
+            failed = true;
+            doc.errors
+                .push(crate::upstream_error(upstream.releases_url(repo), &e));
+            Vec::new()
+        }
+    };
+    let set = ReleaseSet::new(github, opts.include_prereleases);
+    doc.latest = set.newest().map(|r| r.version.clone());
+    let kubernetes = opts.kubernetes_version.clone().or_else(|| {
+        inputs
+            .cluster
+            .as_ref()
+            .and_then(crate::cluster::kubernetes_version)
+    });
+    Ok(GithubStart {
+        doc,
+        set,
+        failed,
+        kubernetes,
+    })
+}
+
 /// Releases oldest first; pre-releases only when asked for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReleaseSet {
