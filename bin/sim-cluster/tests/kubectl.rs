@@ -885,14 +885,40 @@ fn typed_create_subcommands_work() {
         s.json(&["-n", "demo", "get", "sa", "bot"])["metadata"]["name"],
         "bot"
     );
-    // Kinds not decoded from protobuf are refused with a message that says what to do.
-    let out = s.kubectl(&["-n", "demo", "create", "deployment", "d", "--image=nginx"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("kubectl apply -f"),
-        "{}",
-        stderr(&out)
-    );
+    // Which encoding `create deployment` uses depends on the kubectl minor the dispatcher
+    // picks (1.32+ sends protobuf, older clients JSON), so read it from kubectl's own log.
+    let out = s.kubectl(&[
+        "-v=7",
+        "-n",
+        "demo",
+        "create",
+        "deployment",
+        "d",
+        "--image=nginx",
+    ]);
+    let log = stderr(&out);
+    let sent_protobuf = log
+        .lines()
+        .any(|l| l.contains("Content-Type: application/vnd.kubernetes.protobuf"));
+    if sent_protobuf {
+        // Kinds not decoded from protobuf are refused with a message that says what to do.
+        assert!(!out.status.success(), "{log}");
+        assert!(log.contains("kubectl apply -f"), "{log}");
+        assert!(
+            s.kubectl(&["-n", "demo", "get", "deploy", "d"])
+                .status
+                .code()
+                != Some(0)
+        );
+    } else {
+        assert!(log.contains("Content-Type: application/json"), "{log}");
+        assert!(out.status.success(), "{log}");
+        let d = s.json(&["-n", "demo", "get", "deploy", "d"]);
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx"
+        );
+    }
 }
 
 /// Real install manifests as a fixture: Longhorn's longhorn.yaml and a homelab's Flux
