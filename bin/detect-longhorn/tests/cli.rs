@@ -112,3 +112,42 @@ fn stable_target_is_a_usage_error() {
         "--target",
     );
 }
+
+#[test]
+fn known_bad_from_upkeep_yaml_and_the_flag() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("upkeep.yaml");
+    std::fs::write(&config, "releases:\n  knownBad:\n    longhorn: [v1.11.3]\n").unwrap();
+    let (code, doc, _) = run_doc(
+        sim.cmd(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["--current", "v1.9.2", "--target", "v1.12"])
+            .args(["--known-bad", "v1.12.1"]),
+    );
+    assert_eq!(code, 0);
+    // v1.12.1 is out, so the v1.12 target is the newest 1.12 release left.
+    let last = hops(&doc).last().cloned().unwrap();
+    assert!(last.starts_with("v1.12.") && last != "v1.12.1", "{last}");
+    assert_eq!(hops(&doc)[1], "v1.11.2");
+    let codes = finding_codes(&doc);
+    assert_eq!(
+        codes.iter().filter(|c| *c == "known-bad-release").count(),
+        2
+    );
+    // A version that does not parse names where it was written.
+    std::fs::write(&config, "releases:\n  knownBad:\n    longhorn: [one.two]\n").unwrap();
+    assert_usage_error(
+        sim.cmd(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["--current", "v1.9.2"]),
+        "releases.knownBad.longhorn[0]",
+    );
+    assert_usage_error(
+        sim.cmd(BIN)
+            .args(["--current", "v1.9.2", "--known-bad", "x"]),
+        "--known-bad",
+    );
+}

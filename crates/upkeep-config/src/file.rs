@@ -24,6 +24,7 @@ pub struct ConfigFile {
     pub state_dir: Option<PathBuf>,
     pub cluster: Option<ClusterSection>,
     pub gitops: Option<GitopsSection>,
+    pub releases: Option<ReleasesSection>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -75,6 +76,14 @@ pub struct ClusterSection {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitopsSection {
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleasesSection {
+    /// Releases never to offer, by component (`k3s`, `flux`, `longhorn`):
+    /// e.g. `k3s: [v1.31.5+k3s1]` for a release with a regression you hit.
+    pub known_bad: Option<BTreeMap<String, Vec<String>>>,
 }
 
 pub(crate) fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {

@@ -83,7 +83,25 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub gitops_dir: Option<PathBuf>,
+    /// `releases.knownBad`: releases never to offer.
+    pub known_bad: Vec<KnownBad>,
 }
+
+/// One release the operator never wants offered, as upkeep.yaml names it.
+/// The version stays a string here; the detector that knows the
+/// component's version scheme parses it and names [`KnownBad::origin`]
+/// when it cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownBad {
+    /// `k3s`, `flux` or `longhorn`.
+    pub component: String,
+    pub version: String,
+    /// Where it was written, e.g. `upkeep.yaml: key releases.knownBad.k3s[0]`.
+    pub origin: String,
+}
+
+/// The components `releases.knownBad` may name.
+const KNOWN_BAD_COMPONENTS: &[&str] = &["k3s", "flux", "longhorn"];
 
 /// Reads the environment; tests pass their own.
 pub trait Env {
@@ -281,6 +299,27 @@ pub fn resolve(
         ));
     }
 
+    let mut known_bad = Vec::new();
+    let releases = file.releases.clone().unwrap_or_default();
+    for (component, versions) in releases.known_bad.iter().flatten() {
+        if !KNOWN_BAD_COMPONENTS.contains(&component.as_str()) {
+            return Err(ConfigError::new(
+                key(&format!("releases.knownBad.{component}")),
+                format!(
+                    "unknown component; expected one of {}",
+                    KNOWN_BAD_COMPONENTS.join(", ")
+                ),
+            ));
+        }
+        for (i, version) in versions.iter().enumerate() {
+            known_bad.push(KnownBad {
+                component: component.clone(),
+                version: version.clone(),
+                origin: key(&format!("releases.knownBad.{component}[{i}]")),
+            });
+        }
+    }
+
     let cluster = file.cluster.clone().unwrap_or_default();
     let gitops = file.gitops.clone().unwrap_or_default();
     Ok(Settings {
@@ -307,6 +346,7 @@ pub fn resolve(
             .clone()
             .or_else(|| env.var("UPKEEP_GITOPS_DIR").map(PathBuf::from))
             .or(gitops.dir),
+        known_bad,
     })
 }
 

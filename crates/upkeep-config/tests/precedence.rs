@@ -206,3 +206,46 @@ fn errors_name_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn known_bad_releases_are_read_with_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "releases:\n  knownBad:\n    k3s: [v1.31.5+k3s1]\n    longhorn: [v1.9.1, v1.10.0]\n",
+    );
+    let e = env(&[("HOME", "/home/op")]);
+    let (found, file) = load(Some(&path), &e).unwrap();
+    let s = resolve(found, &file, &Overrides::default(), &e).unwrap();
+    let got: Vec<(&str, &str)> = s
+        .known_bad
+        .iter()
+        .map(|k| (k.component.as_str(), k.version.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("k3s", "v1.31.5+k3s1"),
+            ("longhorn", "v1.9.1"),
+            ("longhorn", "v1.10.0")
+        ]
+    );
+    assert!(
+        s.known_bad[2]
+            .origin
+            .ends_with("key `releases.knownBad.longhorn[1]`"),
+        "{}",
+        s.known_bad[2].origin
+    );
+
+    let path = write(&dir, "releases:\n  knownBad:\n    traefik: [v3.0.0]\n");
+    let (found, file) = load(Some(&path), &e).unwrap();
+    let err = resolve(found, &file, &Overrides::default(), &e).unwrap_err();
+    assert!(
+        err.to_string().contains("releases.knownBad.traefik")
+            && err
+                .to_string()
+                .contains("expected one of k3s, flux, longhorn"),
+        "{err}"
+    );
+}

@@ -249,6 +249,60 @@ pub fn embedded_components(text: &str) -> Vec<ComponentVersion> {
     Vec::new()
 }
 
+/// The components a Flux release lists under its "Components changelog"
+/// heading (`- source-controller [v1.5.0](https://...)`), in list order.
+/// Flux lists every controller in a minor's first release and, in some
+/// patch releases, only those that changed. Empty when there is no such list.
+pub fn changelog_components(text: &str) -> Vec<ComponentVersion> {
+    let mut out: Vec<ComponentVersion> = Vec::new();
+    for section in sections(text) {
+        if !section.heading.to_ascii_lowercase().contains("components") {
+            continue;
+        }
+        for line in &section.lines {
+            let t = line.trim();
+            if !(t.starts_with("- ") || t.starts_with("* ")) {
+                continue;
+            }
+            let p = plain(t);
+            let mut words = p.split_whitespace();
+            let (Some(name), Some(version)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let looks_right = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && Version::parse(version).is_ok();
+            if looks_right && !out.iter().any(|c| c.name == name) {
+                out.push(ComponentVersion {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+static WITHDRAWN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(do not use this (release|version)|this (release|version) (has been|was|is) (withdrawn|pulled|retracted|yanked|recalled)|(withdrawn|retracted|yanked) release)\b",
+    )
+    .expect("static regex")
+});
+
+/// Why upstream says not to use a release, when its notes say so near the
+/// top ("This release has been withdrawn", "Do not use this release"):
+/// such a release is known-bad and never offered. Only the first lines are
+/// read, so a changelog entry about some other withdrawn thing is not taken
+/// for the release itself.
+pub fn withdrawn(text: &str) -> Option<SafeText> {
+    text.lines()
+        .map(plain)
+        .filter(|l| !l.is_empty())
+        .take(6)
+        .find(|l| WITHDRAWN.is_match(l))
+        .map(|l| SafeText::excerpt(&l, REASON_MAX_CHARS))
+}
+
 /// What changes between two embedded component tables: every component whose
 /// version differs or that is new, in the order of the `to` table.
 /// Kubernetes itself is left out (the hop says that already).

@@ -362,3 +362,48 @@ fn realdata_longhorn_changelogs() {
         );
     }
 }
+
+#[test]
+fn flux_components_changelog_is_read_from_the_fixture() {
+    let text = body("fluxcd/flux2", "v2.5.1");
+    let comps = changelog_components(&text);
+    let get = |n: &str| {
+        comps
+            .iter()
+            .find(|c| c.name == n)
+            .map(|c| c.version.as_str())
+    };
+    assert_eq!(get("source-controller"), Some("v1.5.0"));
+    assert_eq!(get("kustomize-controller"), Some("v1.5.1"));
+    assert_eq!(get("helm-controller"), Some("v1.2.0"));
+    // Release notes without the list give nothing.
+    assert!(changelog_components("## Highlights\n\n- fixed a bug in v1.2.3\n").is_empty());
+    // A list item that is not `name version` is skipped, not misread.
+    let odd = "## Components changelog\n\n- see the blog post\n- helm-controller v1.3.0\n";
+    assert_eq!(
+        changelog_components(odd),
+        [ComponentVersion {
+            name: "helm-controller".into(),
+            version: "v1.3.0".into()
+        }]
+    );
+}
+
+#[test]
+fn withdrawn_releases_are_recognised_only_at_the_top() {
+    let pulled =
+        "## Longhorn v1.7.9\n\n**This release has been withdrawn** because of a data-loss bug.\n";
+    let why = withdrawn(pulled).unwrap();
+    assert!(why.as_str().contains("withdrawn"), "{why}");
+    assert!(withdrawn("> [!WARNING]\n> Do not use this release; upgrade to v1.2.4.\n").is_some());
+    // An ordinary release, and a changelog entry far down about something else.
+    assert!(withdrawn(&body("fluxcd/flux2", "v2.5.1")).is_none());
+    let mut long = String::from("## Changes\n\n");
+    for i in 0..10 {
+        long.push_str(&format!("- change {i}\n"));
+    }
+    long.push_str(
+        "- Handle a withdrawn release of a dependency\n- this version was yanked upstream\n",
+    );
+    assert!(withdrawn(&long).is_none());
+}

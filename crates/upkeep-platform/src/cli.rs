@@ -78,6 +78,10 @@ pub struct DetectArgs {
     /// Consider pre-releases too.
     #[arg(long)]
     pub include_prereleases: bool,
+    /// A release never to offer, e.g. one with a regression you hit
+    /// (repeatable; adds to `releases.knownBad` of upkeep.yaml).
+    #[arg(long, value_name = "VERSION")]
+    pub known_bad: Vec<String>,
     /// The cluster's Kubernetes version (Flux, Longhorn), when no dump says it.
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: Option<String>,
@@ -96,6 +100,30 @@ fn version_flag(flag: &str, value: Option<&str>) -> Result<Option<Version>, CliE
     value
         .map(|v| Version::parse(v).map_err(|e| CliError::usage(format!("{flag}: {e}"))))
         .transpose()
+}
+
+/// `--known-bad` and this component's `releases.knownBad`, parsed; a
+/// version that does not parse names the flag or the key.
+fn known_bad(
+    platform: Platform,
+    flags: &[String],
+    settings: &upkeep_config::Settings,
+) -> Result<Vec<Version>, CliError> {
+    let component = match platform {
+        Platform::K3s => "k3s",
+        Platform::Flux => "flux",
+        Platform::Longhorn => "longhorn",
+    };
+    let from_flags = flags.iter().map(|v| (v.as_str(), "--known-bad"));
+    let from_file = settings
+        .known_bad
+        .iter()
+        .filter(|k| k.component == component)
+        .map(|k| (k.version.as_str(), k.origin.as_str()));
+    from_flags
+        .chain(from_file)
+        .map(|(v, origin)| Version::parse(v).map_err(|e| CliError::usage(format!("{origin}: {e}"))))
+        .collect()
 }
 
 /// Runs one detector: reads the inputs, asks upstream, writes one document.
@@ -140,6 +168,7 @@ pub fn run(platform: Platform, args: DetectArgs) -> Result<Outcome, CliError> {
         target,
         include_prereleases: args.include_prereleases,
         kubernetes_version,
+        known_bad: known_bad(platform, &args.known_bad, &settings)?,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -60,6 +60,7 @@ pub async fn detect(
         constraint: None,
     });
 
+    doc.findings.extend(set.known_bad_findings(&current));
     already_removed(inputs, &set, &current, &mut doc);
     if let Some(f) = inputs.gitops.as_ref().and_then(gitops::problems_finding) {
         doc.findings.push(f);

@@ -72,7 +72,11 @@ pub async fn detect(
             Vec::new()
         }
     };
-    let set = ReleaseSet::new(with_channels(github, &channels), opts.include_prereleases);
+    let set = ReleaseSet::new(
+        with_channels(github, &channels),
+        opts.include_prereleases,
+        &opts.known_bad,
+    );
 
     let current = current_version(inputs, &channels, &mut doc)?;
     doc.latest = set.newest().map(|r| r.version.clone());
@@ -94,6 +98,7 @@ pub async fn detect(
         version: current.clone(),
         constraint: None,
     });
+    doc.findings.extend(set.known_bad_findings(&current));
     if let Some(tree) = &inputs.gitops {
         doc.findings
             .extend(kubernetes::already_removed(tree, current.minor_line()));

@@ -110,6 +110,8 @@ pub struct Options {
     /// The cluster's Kubernetes version when known from a flag; otherwise
     /// the detectors take it from the cluster's nodes, when given.
     pub kubernetes_version: Option<Version>,
+    /// Releases never to offer (`--known-bad`, `releases.knownBad`).
+    pub known_bad: Vec<Version>,
 }
 
 /// Where the current state is read from. Any combination may be given;

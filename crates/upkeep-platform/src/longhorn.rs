@@ -114,6 +114,8 @@ pub async fn detect(
                 .as_ref()
                 .and_then(requires)
         });
+    doc.findings
+        .extend(set.known_bad_findings(&current.version));
     doc.current = Some(current);
     Ok(Detection {
         document: doc,

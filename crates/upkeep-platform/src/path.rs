@@ -108,7 +108,7 @@ mod tests {
     use crate::releases::release;
 
     fn set(tags: &[&str]) -> ReleaseSet {
-        ReleaseSet::new(tags.iter().map(|t| release(t, "")).collect(), false)
+        ReleaseSet::new(tags.iter().map(|t| release(t, "")).collect(), false, &[])
     }
 
     fn v(s: &str) -> Version {

@@ -1,6 +1,6 @@
 //! A component's releases, filtered and ordered, and what their notes say.
 
-use upkeep_contract::{Breaking, Candidate, Requires, SafeText, Security};
+use upkeep_contract::{Breaking, Candidate, Finding, Requires, SafeText, Security, Severity};
 use upkeep_notes as notes;
 use upkeep_upstream::Release;
 use upkeep_version::{MinorVersion, UpdateType, Version};
@@ -54,7 +54,7 @@ pub(crate) async fn github_start(
             Vec::new()
         }
     };
-    let set = ReleaseSet::new(github, opts.include_prereleases);
+    let set = ReleaseSet::new(github, opts.include_prereleases, &opts.known_bad);
     doc.latest = set.newest().map(|r| r.version.clone());
     let kubernetes = opts.kubernetes_version.clone().or_else(|| {
         inputs
@@ -70,22 +70,62 @@ pub(crate) async fn github_start(
     })
 }
 
-/// Releases oldest first; pre-releases only when asked for.
+/// Releases oldest first; pre-releases only when asked for; known-bad
+/// releases never, but remembered with the reason so the document can say
+/// why a newer version is not offered.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReleaseSet {
     releases: Vec<Release>,
+    excluded: Vec<(Version, SafeText)>,
 }
 
 impl ReleaseSet {
-    pub fn new(releases: Vec<Release>, include_prereleases: bool) -> Self {
+    /// `known_bad` are the versions the operator listed (`--known-bad`,
+    /// `releases.knownBad` in upkeep.yaml); releases whose notes say they
+    /// were withdrawn are known-bad too. Known-bad releases stay out even
+    /// with `--include-prereleases`: asking for previews is not asking for
+    /// a release its own authors pulled.
+    pub fn new(releases: Vec<Release>, include_prereleases: bool, known_bad: &[Version]) -> Self {
+        let mut excluded = Vec::new();
         let mut releases: Vec<Release> = releases
             .into_iter()
             .filter(|r| include_prereleases || !(r.prerelease || r.version.is_prerelease()))
+            .filter(|r| {
+                let reason = if known_bad.contains(&r.version) {
+                    Some(SafeText::new("listed as known-bad in the configuration"))
+                } else {
+                    notes::withdrawn(&r.body)
+                };
+                match reason {
+                    Some(why) => {
+                        excluded.push((r.version.clone(), why));
+                        false
+                    }
+                    None => true,
+                }
+            })
             .collect();
         releases.sort_by(|a, b| a.version.cmp(&b.version));
         // Two tags for one version (v1.2.3 and 1.2.3): keep the first.
         releases.dedup_by(|a, b| a.version == b.version);
-        ReleaseSet { releases }
+        excluded.sort_by(|a, b| a.0.cmp(&b.0));
+        excluded.dedup_by(|a, b| a.0 == b.0);
+        ReleaseSet { releases, excluded }
+    }
+
+    /// One info finding per known-bad release newer than `current`: the
+    /// operator sees that it exists and why it is skipped.
+    pub fn known_bad_findings(&self, current: &Version) -> Vec<Finding> {
+        self.excluded
+            .iter()
+            .filter(|(v, _)| v > current)
+            .map(|(v, why)| Finding {
+                severity: Severity::Info,
+                code: "known-bad-release".to_string(),
+                message: SafeText::new(&format!("{v} is not offered: {why}")),
+                locations: Vec::new(),
+            })
+            .collect()
     }
 
     pub fn all(&self) -> &[Release] {
@@ -210,5 +250,46 @@ pub(crate) fn release(tag: &str, body: &str) -> Release {
         published: None,
         body: body.to_string(),
         html_url: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn withdrawn_releases_leave_the_set_with_their_reason() {
+        let set = ReleaseSet::new(
+            vec![
+                release("v1.2.0", ""),
+                release(
+                    "v1.2.1",
+                    "**This release has been withdrawn**: it corrupts volumes.",
+                ),
+                release("v1.2.2", "Fixes the corruption."),
+                release("v1.2.3", ""),
+            ],
+            false,
+            &[Version::parse("v1.2.3").unwrap()],
+        );
+        let tags: Vec<&str> = set.all().iter().map(|r| r.tag.as_str()).collect();
+        assert_eq!(tags, ["v1.2.0", "v1.2.2"]);
+        let f = set.known_bad_findings(&Version::parse("v1.2.0").unwrap());
+        assert_eq!(f.len(), 2);
+        assert!(
+            f[0].message.as_str().contains("withdrawn"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[1].message.as_str().contains("known-bad"),
+            "{}",
+            f[1].message
+        );
+        assert_eq!(
+            set.known_bad_findings(&Version::parse("v1.2.2").unwrap())
+                .len(),
+            1
+        );
     }
 }

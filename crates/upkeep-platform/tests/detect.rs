@@ -72,6 +72,7 @@ fn opts(target: &str) -> Options {
         target: target.parse().unwrap(),
         include_prereleases: false,
         kubernetes_version: None,
+        known_bad: Vec::new(),
     }
 }
 
@@ -774,6 +775,45 @@ async fn longhorn_19_to_112_goes_through_every_minor() {
         .unwrap();
     assert!(d.document.path.is_empty());
     assert!(codes(&d.document.findings).contains(&"target-below-current"));
+}
+
+#[tokio::test]
+async fn known_bad_releases_are_never_offered() {
+    let e = env().await;
+    let mut o = opts("v1.12.1");
+    o.known_bad = vec![v("v1.11.3"), v("v1.10.1")];
+    // Even when pre-releases are asked for.
+    o.include_prereleases = true;
+    let d = longhorn::detect(&e.upstream, &current("v1.9.2"), &o)
+        .await
+        .unwrap();
+    let doc = d.document;
+    // The 1.11 hop lands on the newest release of the line that is not known-bad.
+    assert_eq!(hops(&doc), ["v1.10.2", "v1.11.3-rc2", "v1.12.1"]);
+    o.include_prereleases = false;
+    let d = longhorn::detect(&e.upstream, &current("v1.9.2"), &o)
+        .await
+        .unwrap();
+    let doc = d.document;
+    assert_eq!(hops(&doc), ["v1.10.2", "v1.11.2", "v1.12.1"]);
+    assert!(
+        doc.candidates
+            .iter()
+            .all(|c| c.version != v("v1.11.3") && c.version != v("v1.10.1"))
+    );
+    let bad: Vec<&str> = doc
+        .findings
+        .iter()
+        .filter(|f| f.code == "known-bad-release")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad[0].starts_with("v1.10.1 is not offered: listed as known-bad"));
+    // Known-bad releases below the installed version are not worth a word.
+    let d = longhorn::detect(&e.upstream, &current("v1.12.1"), &o)
+        .await
+        .unwrap();
+    assert!(!codes(&d.document.findings).contains(&"known-bad-release"));
 }
 
 #[tokio::test]
