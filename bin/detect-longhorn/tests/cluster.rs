@@ -39,7 +39,13 @@ fn longhorn_19_in_the_homelab_goes_one_minor_at_a_time() {
                 "Setting".to_string(),
                 "current-longhorn-version".to_string()
             ),
-            ("HelmRelease".to_string(), "longhorn".to_string())
+            ("HelmRelease".to_string(), "longhorn".to_string()),
+            // The running longhorn-manager image, in both workloads that run it.
+            ("DaemonSet".to_string(), "longhorn-manager".to_string()),
+            (
+                "Deployment".to_string(),
+                "longhorn-driver-deployer".to_string()
+            )
         ]
     );
     // 1.9 -> 1.12 is never one jump.

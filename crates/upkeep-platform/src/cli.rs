@@ -66,7 +66,7 @@ pub struct DetectArgs {
     /// (default: $UPKEEP_GITOPS_DIR, then gitops.dir of upkeep.yaml).
     #[arg(long, value_name = "DIR")]
     pub gitops: Option<PathBuf>,
-    /// Cluster objects from a file instead of the cluster, as `kubectl get nodes,namespaces,crds,helmreleases.helm.toolkit.fluxcd.io,volumes.longhorn.io,settings.longhorn.io,nodes.longhorn.io -A -o json` prints them.
+    /// Cluster objects from a file instead of the cluster, as `kubectl get nodes,namespaces,crds,helmreleases.helm.toolkit.fluxcd.io,volumes.longhorn.io,settings.longhorn.io,nodes.longhorn.io,deployments,daemonsets -A -o json` prints them.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
     pub cluster_dump: Option<PathBuf>,
     #[command(flatten)]

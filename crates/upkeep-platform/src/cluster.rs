@@ -24,7 +24,8 @@ const DUMP_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 /// What the detectors read, by API group and kind: nodes (k3s versions,
 /// roles, the Kubernetes version), namespaces and CRDs (Flux version and
 /// stored versions), HelmReleases (Longhorn's chart), Longhorn's volumes,
-/// settings and nodes (health, version), and k3s's packaged components.
+/// settings and nodes (health, version), k3s's packaged components, and
+/// the workloads whose container images tell what version actually runs.
 pub const KINDS: &[(&str, &str)] = &[
     ("", "Node"),
     ("", "Namespace"),
@@ -35,6 +36,9 @@ pub const KINDS: &[(&str, &str)] = &[
     ("longhorn.io", "Node"),
     ("helm.cattle.io", "HelmChart"),
     ("k3s.cattle.io", "Addon"),
+    // Flux's controllers and longhorn-manager: their images say what runs.
+    ("apps", "Deployment"),
+    ("apps", "DaemonSet"),
 ];
 
 /// CRDs are listed a few at a time: with their schemas a page of 500 can
@@ -313,6 +317,50 @@ pub(crate) fn cluster_location(v: &Value, field: &str) -> Location {
     }
 }
 
+/// A container image of a workload's pod template, with where it is written.
+pub(crate) struct Image<'a> {
+    /// The image without tag or digest: `ghcr.io/fluxcd/source-controller`.
+    pub repository: &'a str,
+    pub tag: Option<&'a str>,
+    /// `spec.template.spec.containers[0].image`.
+    pub field: String,
+}
+
+/// Every container image of a Deployment's or DaemonSet's pod template.
+pub(crate) fn images(v: &Value) -> Vec<Image<'_>> {
+    let Some(containers) =
+        at(v, &["spec", "template", "spec", "containers"]).and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    containers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let (repository, tag) = split_image(str_at(c, &["image"])?);
+            Some(Image {
+                repository,
+                tag,
+                field: format!("spec.template.spec.containers[{i}].image"),
+            })
+        })
+        .collect()
+}
+
+/// `registry:5000/org/name:tag@sha256:...` → (`registry:5000/org/name`,
+/// `tag`). A colon before the last `/` belongs to the registry's port.
+fn split_image(image: &str) -> (&str, Option<&str>) {
+    let name = image.split_once('@').map_or(image, |(n, _)| n);
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last_slash..].rfind(':') {
+        Some(i) => (
+            &name[..last_slash + i],
+            Some(&name[last_slash + i + 1..]).filter(|t| !t.is_empty()),
+        ),
+        None => (name, None),
+    }
+}
+
 /// The lowest kubelet version among the nodes: the Kubernetes version the
 /// cluster can be relied on to serve.
 pub(crate) fn kubernetes_version(objects: &ClusterObjects) -> Option<upkeep_version::Version> {
@@ -326,6 +374,47 @@ pub(crate) fn kubernetes_version(objects: &ClusterObjects) -> Option<upkeep_vers
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_references_split_into_repository_and_tag() {
+        assert_eq!(
+            split_image("ghcr.io/fluxcd/source-controller:v1.5.0"),
+            ("ghcr.io/fluxcd/source-controller", Some("v1.5.0"))
+        );
+        assert_eq!(
+            split_image("registry.local:5000/longhornio/longhorn-manager:v1.9.0@sha256:abc"),
+            (
+                "registry.local:5000/longhornio/longhorn-manager",
+                Some("v1.9.0")
+            )
+        );
+        assert_eq!(
+            split_image("registry.local:5000/nginx"),
+            ("registry.local:5000/nginx", None)
+        );
+        assert_eq!(split_image("nginx@sha256:abc"), ("nginx", None));
+        let d: Value = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "x/a:v1"}, {"name": "b"}, {"name": "c", "image": "c:2"}]}}}});
+        let got: Vec<(&str, Option<&str>, String)> = images(&d)
+            .into_iter()
+            .map(|i| (i.repository, i.tag, i.field))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "x/a",
+                    Some("v1"),
+                    "spec.template.spec.containers[0].image".to_string()
+                ),
+                (
+                    "c",
+                    Some("2"),
+                    "spec.template.spec.containers[2].image".to_string()
+                )
+            ]
+        );
+    }
 
     #[test]
     fn reads_lists_and_single_objects() {

@@ -287,7 +287,7 @@ fn already_removed(
 }
 
 /// The installed version: `--current`, else the cluster (flux-system
-/// namespace label, Flux CRD labels), else the checkout (gotk-components
+/// namespace label, Flux CRD labels, controller images), else the checkout (gotk-components
 /// header, FluxInstance, install reference).
 fn current_version(
     inputs: &Inputs,
@@ -295,6 +295,7 @@ fn current_version(
     doc: &mut ComponentUpdates,
 ) -> Option<Version> {
     let mut found: Option<Version> = None;
+    let mut running: Option<(Version, Location)> = None;
     let mut take = |v: Version, loc: Location, doc: &mut ComponentUpdates| {
         doc.observed.push(loc);
         if found.is_none() {
@@ -337,6 +338,14 @@ fn current_version(
             .collect();
         if let Some((v, loc)) = crd_versions.iter().min_by(|a, b| a.0.cmp(&b.0)) {
             take(v.clone(), loc.clone(), doc);
+        }
+        match from_controller_images(objects, set) {
+            ControllerImages::None => {}
+            ControllerImages::Release(v, loc) => {
+                running = Some((v.clone(), loc.clone()));
+                take(v, loc, doc);
+            }
+            ControllerImages::NoRelease(finding) => doc.findings.push(finding),
         }
     }
     if let Some(tree) = &inputs.gitops {
@@ -402,7 +411,93 @@ fn current_version(
             }
         }
     }
+    // Labels are written by whoever installed Flux; images are what runs.
+    if let (Some(said), Some((runs, loc))) = (&found, running)
+        && said != &runs
+    {
+        doc.findings.push(Finding {
+            severity: Severity::Warning,
+            code: "flux-version-disagrees".to_string(),
+            message: SafeText::new(&format!(
+                "Flux is reported as {said}, but the running controllers are those of {runs}; the path starts from {said}"
+            )),
+            locations: vec![loc],
+        });
+    }
     found
+}
+
+/// What the running Flux controllers' images say about the Flux version.
+enum ControllerImages {
+    /// No Flux controller image in the cluster.
+    None,
+    Release(Version, Location),
+    /// The images match no single release: a finding says which they are.
+    NoRelease(Finding),
+}
+
+/// The Flux release whose controllers are the ones running. Each flux2
+/// release lists its controllers under "Components changelog" (some patch
+/// releases list only those that changed, so versions carry forward from
+/// older releases); the oldest release whose controllers all match the
+/// images is the one installed. When several match, the oldest is the
+/// safe guess: its path includes every later hop.
+fn from_controller_images(objects: &cluster::ClusterObjects, set: &ReleaseSet) -> ControllerImages {
+    let mut running: Vec<(&str, Version, Location)> = Vec::new();
+    for d in objects.of_kind("apps", "Deployment") {
+        for image in cluster::images(d) {
+            let Some((org, name)) = image.repository.rsplit_once('/') else {
+                continue;
+            };
+            let is_flux = org.ends_with("fluxcd") && name.ends_with("-controller");
+            let Some(v) = image.tag.and_then(|t| Version::parse(t).ok()) else {
+                continue;
+            };
+            if is_flux {
+                running.push((name, v, cluster::cluster_location(d, &image.field)));
+            }
+        }
+    }
+    if running.is_empty() {
+        return ControllerImages::None;
+    }
+    let mut known: std::collections::BTreeMap<String, Version> = Default::default();
+    let mut matching = None;
+    for r in set.all() {
+        for c in notes::changelog_components(&r.body) {
+            if let Ok(v) = Version::parse(&c.version) {
+                known.insert(c.name, v);
+            }
+        }
+        // Controllers no release lists (a third-party one) say nothing.
+        let listed: Vec<_> = running
+            .iter()
+            .filter(|(name, _, _)| known.contains_key(*name))
+            .collect();
+        let all_match = !listed.is_empty()
+            && listed
+                .iter()
+                .all(|(name, v, _)| known.get(*name) == Some(v));
+        if all_match {
+            matching = Some(r.version.clone());
+            break;
+        }
+    }
+    match matching {
+        Some(v) => ControllerImages::Release(v, running[0].2.clone()),
+        None => {
+            let list: Vec<String> = running.iter().map(|(n, v, _)| format!("{n} {v}")).collect();
+            ControllerImages::NoRelease(Finding {
+                severity: Severity::Warning,
+                code: "flux-controllers-unmatched".to_string(),
+                message: SafeText::new(&format!(
+                    "the Flux controller images ({}) match no single Flux release: controllers at mixed versions, or a release the upstream list lacks",
+                    list.join(", ")
+                )),
+                locations: running.into_iter().map(|(_, _, l)| l).collect(),
+            })
+        }
+    }
 }
 
 fn invalid(doc: &mut ComponentUpdates, message: &str, loc: Location) {

@@ -22,6 +22,8 @@ use crate::releases::{self, GithubStart, ReleaseSet};
 use crate::{Detection, Inputs, Options, PlatformError, Target};
 
 const CHART: &str = "longhorn";
+/// The repository of longhorn-manager's image, registry and mirror aside.
+const MANAGER_IMAGE: &str = "longhornio/longhorn-manager";
 
 /// Finds what Longhorn can be updated to.
 pub async fn detect(
@@ -131,8 +133,8 @@ fn requires(min: &Version) -> Option<Requires> {
 }
 
 /// The installed version: `--current`, else the cluster's
-/// `current-longhorn-version` setting or Longhorn HelmRelease, else the
-/// HelmRelease in the checkout (a range there resolves to the newest
+/// `current-longhorn-version` setting, Longhorn HelmRelease or
+/// longhorn-manager image, else the HelmRelease in the checkout (a range there resolves to the newest
 /// release it allows, as Flux would install).
 fn current_version(
     inputs: &Inputs,
@@ -188,6 +190,22 @@ fn current_version(
                 && let Ok(Some(c)) = resolve(raw, set)
             {
                 take(c, cluster::cluster_location(hr, field), doc);
+            }
+        }
+    }
+    if let Some(objects) = &inputs.cluster {
+        // What runs: longhorn-manager's image, whoever installed it.
+        let workloads = objects
+            .of_kind("apps", "DaemonSet")
+            .chain(objects.of_kind("apps", "Deployment"));
+        for w in workloads {
+            for image in cluster::images(w) {
+                if !image.repository.ends_with(MANAGER_IMAGE) {
+                    continue;
+                }
+                if let Some(v) = image.tag.and_then(|t| Version::parse(t).ok()) {
+                    take(exact(v), cluster::cluster_location(w, &image.field), doc);
+                }
             }
         }
     }

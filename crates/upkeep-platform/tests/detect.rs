@@ -666,6 +666,62 @@ async fn flux_kubernetes_range_and_stored_versions_from_a_cluster_dump() {
 }
 
 #[tokio::test]
+async fn versions_from_the_running_images() {
+    let e = env().await;
+    let inputs = Inputs::load(None, None, Some(&dump("workload-images.json")))
+        .await
+        .unwrap();
+    let d = flux::detect(&e.upstream, &inputs, &opts("latest"))
+        .await
+        .unwrap();
+    let doc = d.document;
+    // kustomize-controller v1.5.1 first ships in v2.5.1; v2.5.0 had v1.5.0.
+    assert_eq!(doc.current.as_ref().unwrap().version, v("v2.5.1"));
+    let Location::Cluster { object, field } = &doc.observed[0] else {
+        panic!("{:?}", doc.observed)
+    };
+    assert_eq!(object.kind, "Deployment");
+    assert_eq!(
+        field.as_deref(),
+        Some("spec.template.spec.containers[0].image")
+    );
+    let d = longhorn::detect(&e.upstream, &inputs, &opts("latest"))
+        .await
+        .unwrap();
+    let doc = d.document;
+    assert_eq!(doc.current.as_ref().unwrap().version, v("v1.10.1"));
+    assert_eq!(hops(&doc), ["v1.10.2", "v1.11.3", "v1.12.1"]);
+
+    // Controllers from two different releases: no version, a finding naming them.
+    let text = std::fs::read_to_string(workspace().join("testdata/clusters/workload-images.json"))
+        .unwrap()
+        .replace("helm-controller:v1.2.0", "helm-controller:v1.6.3");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.json");
+    std::fs::write(&path, text).unwrap();
+    let inputs = Inputs::load(None, None, Some(&DumpFile::new(&path)))
+        .await
+        .unwrap();
+    let d = flux::detect(&e.upstream, &inputs, &opts("latest"))
+        .await
+        .unwrap();
+    let doc = d.document;
+    assert!(doc.current.is_none());
+    let f = doc
+        .findings
+        .iter()
+        .find(|f| f.code == "flux-controllers-unmatched")
+        .expect("mixed controllers finding");
+    assert!(
+        f.message.as_str().contains("helm-controller v1.6.3"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.locations.len(), 4);
+    assert!(codes(&doc.findings).contains(&"current-unknown"));
+}
+
+#[tokio::test]
 async fn flux_instance_version_and_apis_already_removed() {
     let e = env().await;
     let dir = tempfile::tempdir().unwrap();
