@@ -71,14 +71,35 @@ fn finding(severity: Severity, code: &str, message: String) -> Finding {
     }
 }
 
+/// What the constraint asks for, for comparing with what is installed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Desired {
+    /// The constraint, when it parsed.
+    pub constraint: Option<Constraint>,
+    /// The version Flux installs for it: the pin, or the newest published
+    /// version the range matches.
+    pub version: Option<Version>,
+}
+
 /// Fills `current`, `latest`, `latestAllowed`, `candidates` and findings of
-/// `doc` from `constraint` (as written) and `published`.
+/// `doc` from `constraint` (as written) and `published`. `installed` (read
+/// from the cluster) is the current version when known, so candidates are
+/// what the cluster can move to; otherwise the current version is the one
+/// the constraint selects.
 pub(crate) fn analyze(
     doc: &mut ComponentUpdates,
     constraint_field: Option<&Field>,
     published: &[Published],
     kubernetes: Option<&Version>,
-) {
+    installed: Option<&Version>,
+) -> Desired {
+    // Whatever else fails, what runs is known.
+    if let Some(v) = installed {
+        doc.current = Some(Current {
+            version: v.clone(),
+            constraint: None,
+        });
+    }
     // No `version` in a HelmRelease means the newest version (`*`).
     let text = constraint_field.map_or("*", |f| f.value.as_str());
     if text.contains("${") {
@@ -89,14 +110,14 @@ pub(crate) fn analyze(
                 "the version {text:?} uses a Flux substitution; only the cluster can resolve it"
             ),
         ));
-        return;
+        return Desired::default();
     }
     let constraint = match Constraint::parse(text) {
         Ok(c) => c,
         Err(e) => {
             doc.findings
                 .push(finding(Severity::Warning, "invalid-version", e.to_string()));
-            return;
+            return Desired::default();
         }
     };
     // Highest first; among equal precedence (build metadata only), keep the first listed.
@@ -104,32 +125,33 @@ pub(crate) fn analyze(
     sorted.sort_by(|a, b| b.version.cmp(&a.version));
     sorted.dedup_by(|a, b| a.version == b.version);
 
-    let current = match constraint.exact() {
+    let desired = match constraint.exact() {
         Some(pin) => Some(pin.clone()),
         None => sorted
             .iter()
             .find(|p| constraint.matches(&p.version))
             .map(|p| p.version.clone()),
     };
-    match &current {
-        Some(v) => {
-            doc.current = Some(Current {
-                version: v.clone(),
-                constraint: Some(constraint.clone()),
-            });
-        }
-        None => {
-            if !sorted.is_empty() {
-                doc.findings.push(finding(
-                    Severity::Warning,
-                    "no-matching-version",
-                    format!("no published version matches {text:?}"),
-                ));
-            }
-        }
+    let current = installed.cloned().or_else(|| desired.clone());
+    let result = Desired {
+        constraint: Some(constraint.clone()),
+        version: desired.clone(),
+    };
+    if let Some(v) = &current {
+        doc.current = Some(Current {
+            version: v.clone(),
+            constraint: Some(constraint.clone()),
+        });
+    }
+    if desired.is_none() && !sorted.is_empty() {
+        doc.findings.push(finding(
+            Severity::Warning,
+            "no-matching-version",
+            format!("no published version matches {text:?}"),
+        ));
     }
     if sorted.is_empty() {
-        return;
+        return result;
     }
     let kube_ok = |p: &Published| -> Result<(), Constraint> {
         let (Some(k), Some(req)) = (kubernetes, p.kube_version.as_deref()) else {
@@ -189,7 +211,7 @@ pub(crate) fn analyze(
         .map(|p| p.version.clone());
 
     let Some(current) = current.clone() else {
-        return;
+        return result;
     };
     let mut held_back: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut deprecated = Vec::new();
@@ -240,6 +262,7 @@ pub(crate) fn analyze(
             ),
         ));
     }
+    result
 }
 
 /// The first Kubernetes minor above `k` that `req` admits, as `v1.N`.
@@ -382,7 +405,7 @@ mod tests {
             line: 1,
         };
         let k = kube.map(|k| Version::parse(k).unwrap());
-        analyze(&mut d, Some(&f), p, k.as_ref());
+        analyze(&mut d, Some(&f), p, k.as_ref(), None);
         d
     }
 

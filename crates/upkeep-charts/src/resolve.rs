@@ -2,6 +2,11 @@
 //! as Flux resolves it: `spec.chart.spec.sourceRef` (HelmRepository, HTTP or
 //! OCI; GitRepository; Bucket) or `spec.chartRef` (OCIRepository,
 //! HelmChart), namespaces defaulting to the HelmRelease's own.
+//!
+//! The same rules serve both inputs: a checkout ([`Tree`], references
+//! resolved within the referrer's cluster) and a cluster
+//! ([`crate::ClusterState`], whose objects have no file: their locations are
+//! `Location::Cluster`).
 
 use upkeep_contract::{Finding, Location, ObjectRef, SafeText, Severity, SourceType};
 use upkeep_gitops::{Field, Object, SourceRef, Spec, Tree};
@@ -54,7 +59,55 @@ fn object_ref(o: &Object) -> ObjectRef {
     }
 }
 
+/// Where the sources a release refers to are looked up.
+pub(crate) trait Objects {
+    /// The object of `kind` named `namespace/name` that `from` can see.
+    fn find(
+        &self,
+        from: &Object,
+        group: Option<&str>,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Object>;
+}
+
+impl Objects for Tree {
+    fn find(
+        &self,
+        from: &Object,
+        group: Option<&str>,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Object> {
+        self.resolve(from, group, kind, namespace, name)
+    }
+}
+
+/// Read from the cluster rather than a file (see [`crate::cluster`]).
+pub(crate) fn in_cluster(o: &Object) -> bool {
+    o.path.is_empty()
+}
+
+/// `kind namespace/name at path:line`, or `... in the cluster`.
+fn describe(o: &Object) -> String {
+    if in_cluster(o) {
+        format!(
+            "{} {}{} in the cluster",
+            o.kind.value,
+            o.namespace().map(|n| format!("{n}/")).unwrap_or_default(),
+            o.name().unwrap_or("<unnamed>")
+        )
+    } else {
+        o.describe()
+    }
+}
+
 fn at(o: &Object, line: u32) -> Location {
+    if in_cluster(o) {
+        return crate::cluster::location(o, None);
+    }
     Location::Gitops {
         path: o.path.clone(),
         line: Some(line),
@@ -73,7 +126,7 @@ pub(crate) fn releases(tree: &Tree) -> Vec<Release<'_>> {
     out
 }
 
-fn resolve<'t>(tree: &'t Tree, hr: &'t Object) -> Release<'t> {
+pub(crate) fn resolve<'t>(tree: &'t dyn Objects, hr: &'t Object) -> Release<'t> {
     let mut findings = Vec::new();
     let namespace = match hr.namespace() {
         Some(ns) => ns.to_string(),
@@ -83,7 +136,7 @@ fn resolve<'t>(tree: &'t Tree, hr: &'t Object) -> Release<'t> {
                 "namespace-unknown",
                 format!(
                     "{} sets no namespace and none is inherited from a kustomization; assuming `default`",
-                    hr.describe()
+                    describe(hr)
                 ),
                 Some(at(hr, hr.line)),
             ));
@@ -159,7 +212,7 @@ impl Release<'_> {
 /// The object a reference points at, searched within the referrer's
 /// cluster; `None` with a finding when it is not in the checkout.
 fn lookup<'t>(
-    tree: &'t Tree,
+    tree: &'t dyn Objects,
     r: &mut Release<'t>,
     from: &'t Object,
     sref: &SourceRef,
@@ -196,7 +249,7 @@ fn lookup<'t>(
         );
         return None;
     }
-    let found = tree.resolve(
+    let found = tree.find(
         from,
         Some(SOURCE_GROUP),
         kind,
@@ -207,7 +260,15 @@ fn lookup<'t>(
         r.add(
             Severity::Warning,
             "unresolved-source",
-            format!("{kind} {namespace}/{} is not in the checkout", name.value),
+            format!(
+                "{kind} {namespace}/{} is not in the {}",
+                name.value,
+                if in_cluster(from) {
+                    "cluster"
+                } else {
+                    "checkout"
+                }
+            ),
             sref.line,
         );
     }
@@ -215,7 +276,7 @@ fn lookup<'t>(
 }
 
 fn resolve_chart_source<'t>(
-    tree: &'t Tree,
+    tree: &'t dyn Objects,
     r: &mut Release<'t>,
     from: &'t Object,
     sref: &SourceRef,
@@ -230,7 +291,7 @@ fn resolve_chart_source<'t>(
                 r.add(
                     Severity::Warning,
                     "unresolved-source",
-                    format!("{} has no spec.url", source.describe()),
+                    format!("{} has no spec.url", describe(source)),
                     source.line,
                 );
                 return;
@@ -249,7 +310,7 @@ fn resolve_chart_source<'t>(
                     "substitution",
                     format!(
                         "the URL of {} uses a Flux substitution; only the cluster can resolve it",
-                        source.describe()
+                        describe(source)
                     ),
                     url.line,
                 );
@@ -276,7 +337,7 @@ fn resolve_chart_source<'t>(
                 "not-checkable",
                 format!(
                     "the chart comes from {}: a chart in a Git repository has no published versions to compare; its version moves with the Git reference",
-                    source.describe()
+                    describe(source)
                 ),
                 sref.line,
             );
@@ -292,7 +353,7 @@ fn resolve_chart_source<'t>(
                 "not-checkable",
                 format!(
                     "the chart comes from {}: a chart in a bucket has no published versions to compare",
-                    source.describe()
+                    describe(source)
                 ),
                 sref.line,
             );
@@ -300,16 +361,18 @@ fn resolve_chart_source<'t>(
         _ => r.add(
             Severity::Warning,
             "unresolved-source",
-            format!(
-                "{} is not a chart source this tool reads",
-                source.describe()
-            ),
+            format!("{} is not a chart source this tool reads", describe(source)),
             sref.line,
         ),
     }
 }
 
-fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, cref: &SourceRef) {
+fn resolve_chart_ref<'t>(
+    tree: &'t dyn Objects,
+    r: &mut Release<'t>,
+    from: &'t Object,
+    cref: &SourceRef,
+) {
     let Some(source) = lookup(tree, r, from, cref, "OCIRepository") else {
         return;
     };
@@ -320,7 +383,7 @@ fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, 
                 r.add(
                     Severity::Warning,
                     "unresolved-source",
-                    format!("{} has no spec.url", source.describe()),
+                    format!("{} has no spec.url", describe(source)),
                     source.line,
                 );
                 return;
@@ -338,7 +401,7 @@ fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, 
                     "not-checkable",
                     format!(
                         "{} is pinned by digest {}; versions are not compared",
-                        source.describe(),
+                        describe(source),
                         d.value
                     ),
                     Some(at(source, d.line)),
@@ -356,7 +419,7 @@ fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, 
                         "not-checkable",
                         format!(
                             "{} follows the `latest` tag; there is no version to compare",
-                            source.describe()
+                            describe(source)
                         ),
                         Some(at(source, source.line)),
                     ));
@@ -367,7 +430,7 @@ fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, 
                 r.add(
                     Severity::Warning,
                     "substitution",
-                    format!("the URL of {} uses a Flux substitution", source.describe()),
+                    format!("the URL of {} uses a Flux substitution", describe(source)),
                     url.line,
                 );
                 return;
@@ -385,7 +448,7 @@ fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, 
                 None => r.add(
                     Severity::Warning,
                     "unresolved-source",
-                    format!("{} has no sourceRef", source.describe()),
+                    format!("{} has no sourceRef", describe(source)),
                     source.line,
                 ),
             }
@@ -393,7 +456,7 @@ fn resolve_chart_ref<'t>(tree: &'t Tree, r: &mut Release<'t>, from: &'t Object, 
         _ => r.add(
             Severity::Warning,
             "unresolved-source",
-            format!("{} is not a chartRef this tool reads", source.describe()),
+            format!("{} is not a chartRef this tool reads", describe(source)),
             cref.line,
         ),
     }
