@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
 use upkeep_kube::{Cluster, ConnectOptions};
 use upkeep_snapshot::{
-    CreateOptions, Identity, LonghornMode, Recipients, SnapshotError, VerifyOptions,
+    CreateOptions, Identity, LonghornMode, Recipients, Scope, SnapshotError, VerifyOptions,
 };
 
 /// Restore points: create one before an update, verify it, list and prune them.
@@ -38,6 +38,16 @@ enum Command {
     List(DirArgs),
     /// Remove all but the newest N restore points of a directory.
     Prune(PruneArgs),
+    /// Make an age key pair: the identity (secret) into a new 0600 file, the
+    /// public key (for --age-recipient) on stdout.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Where to write the identity; never overwritten.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +65,10 @@ struct CreateArgs {
     /// GitOps checkout whose HEAD, branch, remote and dirty state are recorded.
     #[arg(long, value_name = "DIR")]
     gitops: Option<PathBuf>,
+    /// What to capture, as a YAML file (namespaces, excludeKinds,
+    /// sensitiveConfigMaps, excludeSecrets, includeStatus); flags add to it.
+    #[arg(long, value_name = "FILE")]
+    scope: Option<PathBuf>,
     /// Only this namespace (repeatable; default: the whole cluster).
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
     namespaces: Vec<String>,
@@ -134,13 +148,18 @@ fn run(args: Args) -> Result<Outcome, CliError> {
     let mut out = Output::new();
     let outcome = match args.command {
         Command::Create(c) => {
+            let scope = match &c.scope {
+                Some(p) => Scope::load(p).map_err(snapshot_error)?,
+                None => Scope::default(),
+            };
             let opts = CreateOptions {
                 out: c.out,
-                namespaces: c.namespaces,
+                namespaces: union(scope.namespaces, c.namespaces),
                 recipients: Recipients::parse(&c.recipients).map_err(snapshot_error)?,
-                exclude_secrets: c.exclude_secrets,
-                sensitive_configmaps: c.sensitive_configmaps,
-                include_status: c.include_status,
+                exclude_secrets: c.exclude_secrets || scope.exclude_secrets,
+                sensitive_configmaps: union(scope.sensitive_config_maps, c.sensitive_configmaps),
+                include_status: c.include_status || scope.include_status,
+                exclude_kinds: scope.exclude_kinds,
                 gitops: c.gitops,
                 longhorn: match c.longhorn {
                     LonghornArg::None => LonghornMode::None,
@@ -228,9 +247,23 @@ fn run(args: Args) -> Result<Outcome, CliError> {
             }
             Outcome::Done
         }
+        Command::Keygen(k) => {
+            let public = upkeep_snapshot::keygen(&k.out).map_err(snapshot_error)?;
+            out.text(&format!("{public}\n"))?;
+            Outcome::Done
+        }
     };
     out.flush()?;
     Ok(outcome)
+}
+
+fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    for x in b {
+        if !a.contains(&x) {
+            a.push(x);
+        }
+    }
+    a
 }
 
 fn snapshots_dir(d: &DirArgs, settings: &upkeep_config::Settings) -> PathBuf {

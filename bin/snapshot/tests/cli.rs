@@ -387,3 +387,76 @@ fn list_and_prune_keep_the_newest() {
         .arg(&dir));
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn a_scope_file_and_namespace_flags_choose_what_is_captured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = homelab_with(tmp.path(), SECRETS);
+    let sim = Sim::start(&fixture, None);
+    let scope = tmp.path().join("scope.yaml");
+    std::fs::write(
+        &scope,
+        "namespaces: [vault]\nexcludeKinds: [ServiceAccount]\nexcludeSecrets: true\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("p");
+    let (code, stdout, stderr) = create(
+        &sim,
+        tmp.path(),
+        &out,
+        &["--scope", scope.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let paths: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    // The namespace, its ConfigMap, and the cluster-scoped kinds a restore of it needs.
+    assert!(
+        paths.contains(&"resources/core/Namespace/_cluster/vault.json"),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"resources/core/ConfigMap/vault/settings.json"));
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.contains("/CustomResourceDefinition/"))
+    );
+    assert!(
+        paths.iter().all(|p| {
+            let parts: Vec<&str> = p.split('/').collect();
+            parts[3] == "vault" || parts[3] == "_cluster"
+        }),
+        "{paths:?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains("/Namespace/_cluster/longhorn-system"))
+    );
+    assert!(!paths.iter().any(|p| p.contains("/ServiceAccount/")));
+    assert_eq!(m["scope"]["namespaces"][0], "vault");
+    let skipped = m["skipped"].to_string();
+    assert!(
+        skipped.contains("ServiceAccount: excluded by the scope"),
+        "{skipped}"
+    );
+    // A scope file with a typo is bad input naming the key, and nothing is written.
+    std::fs::write(&scope, "namespace: [vault]\n").unwrap();
+    let out = tmp.path().join("q");
+    let (code, _, stderr) = create(
+        &sim,
+        tmp.path(),
+        &out,
+        &["--scope", scope.to_str().unwrap()],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("scope.yaml") && stderr.contains("namespace"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

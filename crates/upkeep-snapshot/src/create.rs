@@ -17,6 +17,7 @@ use upkeep_kube::{ApplyOptions, Cluster, ClusterRead, ListOptions, Resource, Res
 use crate::SnapshotError;
 use crate::crypt::Recipients;
 use crate::layout::object_path;
+use crate::scope::names_kind;
 use crate::strip::{is_sensitive, owned_by_controller, skipped_kind, strip};
 use crate::write::Sink;
 
@@ -52,6 +53,8 @@ pub struct CreateOptions {
     pub tool_version: String,
     /// Page size of each list call.
     pub page_size: u32,
+    /// Kinds left out (`Kind` or `Kind.group`), from the scope file.
+    pub exclude_kinds: Vec<String>,
 }
 
 const FIELD_MANAGER: &str = "upkeep-snapshot";
@@ -93,6 +96,10 @@ pub async fn create(
         let label = kind_label(res);
         if let Some(why) = skipped_kind(&res.api.group, &res.api.kind) {
             skipped.insert(label, why.to_string());
+            continue;
+        }
+        if names_kind(&opts.exclude_kinds, &res.api.group, &res.api.kind) {
+            skipped.insert(label, "excluded by the scope".to_string());
             continue;
         }
         if !res.namespaced && !opts.namespaces.is_empty() && !cluster_scoped_needed(res) {

@@ -112,6 +112,31 @@ impl Identity {
     }
 }
 
+/// Writes a new identity to `path` (created 0600, never overwritten) and
+/// returns its public key, for users without the age tools.
+pub fn keygen(path: &Path) -> Result<String, SnapshotError> {
+    use age::secrecy::ExposeSecret;
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    let text = format!(
+        "# created by upkeep snapshot keygen\n# public key: {public}\n{}\n",
+        id.to_string().expose_secret()
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            SnapshotError::input(path.display().to_string(), format!("cannot create: {e}"))
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| SnapshotError::io(path, e))?;
+    Ok(public)
+}
+
 #[cfg(test)]
 pub(crate) fn test_key() -> (Recipients, Identity, String) {
     use age::secrecy::ExposeSecret;
@@ -143,6 +168,27 @@ mod tests {
         let n = broken.len();
         broken[n - 3] ^= 1;
         assert!(id.decrypt("s", &broken).unwrap_err().is_corrupt());
+    }
+
+    #[test]
+    fn keygen_writes_a_private_identity_that_opens_what_its_key_seals() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.txt");
+        let public = keygen(&path).unwrap();
+        assert!(public.starts_with("age1"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let sealed = Recipients::parse(&[public]).unwrap().encrypt(b"x").unwrap();
+        assert_eq!(
+            Identity::from_file(&path)
+                .unwrap()
+                .decrypt("p", &sealed)
+                .unwrap(),
+            b"x"
+        );
+        // Never overwritten.
+        assert!(keygen(&path).unwrap_err().is_input());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod create;
 mod crypt;
 mod layout;
 mod read;
+mod scope;
 mod store;
 mod strip;
 mod write;
@@ -21,8 +22,9 @@ mod write;
 use std::path::PathBuf;
 
 pub use create::{CreateOptions, LonghornMode, create};
-pub use crypt::{Identity, Recipients};
+pub use crypt::{Identity, Recipients, keygen};
 pub use read::{Snapshot, StoredObject, VerifyOptions, verify};
+pub use scope::Scope;
 pub use store::{RestorePoint, list, prune};
 pub use strip::{SENSITIVE_LABEL, is_sensitive, strip};
 pub use upkeep_contract::SnapshotManifest;
