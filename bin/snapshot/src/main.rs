@@ -89,6 +89,21 @@ struct CreateArgs {
     /// to the configured backup target.
     #[arg(long, value_enum, default_value = "none")]
     longhorn: LonghornArg,
+    /// Save the k3s datastore too (embedded etcd snapshot, or an online SQLite
+    /// backup), by a short-lived privileged Job on a server node, with the server
+    /// token (encrypted; needs --age-recipient).
+    #[arg(long)]
+    datastore: bool,
+    /// Image of that Job: any image with a shell and chroot (the work runs in the host's root).
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        default_value = "docker.io/library/busybox:1.37"
+    )]
+    datastore_image: String,
+    /// How long to wait for the datastore Job.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    datastore_timeout: String,
     /// How long to wait for each Longhorn snapshot or backup.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     longhorn_timeout: String,
@@ -166,7 +181,10 @@ fn run(args: Args) -> Result<Outcome, CliError> {
                     LonghornArg::Snapshot => LonghornMode::Snapshot,
                     LonghornArg::Backup => LonghornMode::Backup,
                 },
-                longhorn_timeout: upkeep_config_duration(&c.longhorn_timeout)?,
+                longhorn_timeout: duration("--longhorn-timeout", &c.longhorn_timeout)?,
+                datastore: c.datastore,
+                datastore_image: c.datastore_image,
+                datastore_timeout: duration("--datastore-timeout", &c.datastore_timeout)?,
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 page_size: 500,
             };
@@ -272,9 +290,8 @@ fn snapshots_dir(d: &DirArgs, settings: &upkeep_config::Settings) -> PathBuf {
         .unwrap_or_else(|| settings.state_dir.join("snapshots"))
 }
 
-fn upkeep_config_duration(s: &str) -> Result<Duration, CliError> {
-    upkeep_config::parse_duration(s)
-        .map_err(|e| CliError::usage(format!("--longhorn-timeout: {e}")))
+fn duration(flag: &str, s: &str) -> Result<Duration, CliError> {
+    upkeep_config::parse_duration(s).map_err(|e| CliError::usage(format!("{flag}: {e}")))
 }
 
 async fn connect(settings: &upkeep_config::Settings) -> Result<Cluster, CliError> {

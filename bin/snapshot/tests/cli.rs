@@ -460,3 +460,121 @@ fn a_scope_file_and_namespace_flags_choose_what_is_captured() {
     );
     assert!(!out.exists());
 }
+
+/// SIM.yaml: the datastore Job's pod ends as configured, printing what the
+/// real script prints last.
+fn datastore_sim(result: &str, logs: &str) -> String {
+    format!(
+        "controllers:\n  workloads:\n    interval: 100ms\n    pods:\n      - match: \"upkeep-datastore-*\"\n        namespace: kube-system\n        result: {result}\n        logs: {logs:?}\n"
+    )
+}
+
+#[test]
+fn the_datastore_is_saved_on_a_server_with_the_token_encrypted() {
+    let tmp = tempfile::tempdir().unwrap();
+    // What the Job's script does on a real server: hand the token over in a Secret.
+    // sim-cluster runs no commands, so the fixture holds it from the start.
+    let fixture = homelab_with(
+        tmp.path(),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: upkeep-server-token\n  namespace: kube-system\ntype: Opaque\ndata:\n  token: SzEwOjpzZXJ2ZXI6dG9rZW4tcGxhaW4tdGV4dA==\n",
+    );
+    let sha = "5d41402abc4b2a76b9719d911017c592".repeat(2);
+    let logs = format!(
+        "Saving etcd snapshot\nUPKEEP-DATASTORE file=/var/lib/rancher/k3s/server/db/snapshots/upkeep-x-k8s-1-1764300000 size=5242880 sha256={sha}"
+    );
+    let sim = Sim::start(&fixture, Some(&datastore_sim("Succeeded", &logs)));
+    let (public, identity) = age_key(tmp.path(), "key.txt");
+    let out = tmp.path().join("p.tar.zst");
+    let (code, stdout, stderr) = create(
+        &sim,
+        tmp.path(),
+        &out,
+        &[
+            "--age-recipient",
+            &public,
+            "--datastore",
+            "--datastore-timeout",
+            "30s",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let d = &m["datastore"];
+    assert_eq!(d["datastore"], "etcd");
+    assert_eq!(d["size"], 5242880);
+    assert_eq!(d["sha256"], sha.as_str());
+    assert_eq!(d["tokenCaptured"], true);
+    assert!(d["name"].as_str().unwrap().contains("/snapshots/upkeep-x"));
+    // The Job ran on a server node, and the hand-over Secret is gone.
+    let jobs = sim.json(&["-n", "kube-system", "get", "jobs"]);
+    let job = &jobs["items"][0];
+    let node = job["spec"]["template"]["spec"]["nodeName"]
+        .as_str()
+        .unwrap();
+    let n = sim.json(&["get", "node", node]);
+    assert!(
+        n["metadata"]["labels"]
+            .get("node-role.kubernetes.io/etcd")
+            .is_some()
+    );
+    let gone = sim.kubectl_out(&["-n", "kube-system", "get", "secret", "upkeep-server-token"]);
+    assert!(!gone.status.success());
+    // The token is in the archive, encrypted only.
+    assert!(
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "datastore/server-token.age" && f["encrypted"] == true)
+    );
+    let blob = unzstd(&out);
+    assert!(!contains(&blob, "K10::server:token-plain-text"));
+    assert!(!contains(&blob, "SzEwOjpzZXJ2ZXI6dG9rZW4tcGxhaW4tdGV4dA"));
+    let (code, stdout, _) = run(tool(BIN, tmp.path())
+        .arg("verify")
+        .arg(&out)
+        .arg("--age-identity")
+        .arg(&identity));
+    assert_eq!(code, 0, "{stdout}");
+
+    // Without a recipient the token could not be kept: refused before anything runs.
+    let (code, _, stderr) = create(
+        &sim,
+        tmp.path(),
+        &tmp.path().join("q"),
+        &["--exclude-secrets", "--datastore"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--datastore") && stderr.contains("--age-recipient"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_datastore_job_fails_the_restore_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        &workspace().join("testdata/clusters/homelab"),
+        Some(&datastore_sim("Failed", "Error: etcd datastore disabled")),
+    );
+    let (public, _) = age_key(tmp.path(), "key.txt");
+    let points = tmp.path().join("points");
+    std::fs::create_dir(&points).unwrap();
+    let (code, stdout, stderr) = create(
+        &sim,
+        tmp.path(),
+        &points.join("p"),
+        &[
+            "--age-recipient",
+            &public,
+            "--datastore",
+            "--datastore-timeout",
+            "30s",
+        ],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("etcd datastore disabled"), "{stderr}");
+    assert!(std::fs::read_dir(&points).unwrap().next().is_none());
+}

@@ -7,8 +7,8 @@
 //! - A read API ([`ClusterRead`]) with two implementations: a live [`Cluster`] (kube-rs,
 //!   dynamic objects found by discovery, lists paginated and streamed) and a [`FileSource`]
 //!   over `kubectl get -o json|yaml` output, so every tool can run without a cluster.
-//! - Writes on the live cluster: server-side apply, merge patch, status patch, delete, and
-//!   waits on a condition or field with a deadline ([`Until`]).
+//! - Writes on the live cluster: server-side apply, create (POST), replace (PUT), merge patch,
+//!   status patch, delete, and waits on a condition or field with a deadline ([`Until`]).
 //! - Every call has a deadline and every response a size cap (watches, being streams, are
 //!   bounded by time instead); every error names the operation and the object, and
 //!   [`KubeError::exit_code`] maps it to the project's exit codes (2 bad input, 3 environment).
@@ -33,6 +33,7 @@ mod error;
 mod files;
 mod limit;
 mod live;
+mod logs;
 mod read;
 mod resource;
 mod selector;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, WatchEvent,
-    WatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
 };
 use kube::discovery::{ApiCapabilities, Discovery, Scope};
 use serde_json::Value;
@@ -391,6 +391,84 @@ impl Cluster {
         .await
     }
 
+    /// Creates the object (POST); an existing one is a 409 AlreadyExists (`is_conflict`).
+    /// `opts.force` does not apply (there is no field ownership to take over); `opts.dry_run`
+    /// lets the server validate and answer without storing. Returns the object as stored.
+    pub async fn create(
+        &self,
+        res: &Resource,
+        obj: &Value,
+        opts: &ApplyOptions,
+    ) -> Result<DynamicObject, KubeError> {
+        // POST goes to the collection: the name travels in the body only.
+        let (_, ns, target, body) = self.write_body("create", res, obj)?;
+        let api = self.api_for(res, ns.as_deref());
+        self.call("create", &target, api.create(&post_params(opts), &body))
+            .await
+    }
+
+    /// Replaces the object (PUT). The body must carry the live object's
+    /// `metadata.resourceVersion`, so a change made since it was read is a 409 Conflict
+    /// rather than silently overwritten; a missing object is a 404. `opts` as for
+    /// [`Cluster::create`].
+    pub async fn replace(
+        &self,
+        res: &Resource,
+        obj: &Value,
+        opts: &ApplyOptions,
+    ) -> Result<DynamicObject, KubeError> {
+        let (name, ns, target, body) = self.write_body("replace", res, obj)?;
+        let api = self.api_for(res, ns.as_deref());
+        self.call(
+            "replace",
+            &target,
+            api.replace(&name, &post_params(opts), &body),
+        )
+        .await
+    }
+
+    /// The name, namespace, target text and typed body of an object to POST or PUT, filling
+    /// apiVersion and kind from the resource when the caller left them out.
+    fn write_body(
+        &self,
+        op: &str,
+        res: &Resource,
+        obj: &Value,
+    ) -> Result<(String, Option<String>, String, DynamicObject), KubeError> {
+        let invalid = |target: String, detail: &str| KubeError::InvalidObject {
+            op: op.to_string(),
+            target,
+            detail: detail.to_string(),
+        };
+        let Some(map) = obj.as_object() else {
+            return Err(invalid(
+                res.kind().to_string(),
+                "object is not a JSON object",
+            ));
+        };
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| invalid(res.kind().to_string(), "object has no metadata.name"))?
+            .to_string();
+        let ns = self
+            .namespace_for(
+                res,
+                obj.pointer("/metadata/namespace").and_then(Value::as_str),
+            )
+            .map(str::to_string);
+        let target = res.object_target(ns.as_deref(), &name);
+        let mut map = map.clone();
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::String(res.api.api_version.clone()));
+        map.entry("kind")
+            .or_insert_with(|| Value::String(res.api.kind.clone()));
+        let body: DynamicObject = serde_json::from_value(Value::Object(map))
+            .map_err(|e| invalid(target.clone(), &format!("not a Kubernetes object: {e}")))?;
+        Ok((name, ns, target, body))
+    }
+
     /// A JSON merge patch (RFC 7386) of the object.
     pub async fn patch_merge(
         &self,
@@ -575,6 +653,13 @@ fn to_resource(ar: ApiResource, caps: ApiCapabilities) -> Resource {
             .map(|(s, _)| s.plural.clone())
             .collect(),
         api: ar,
+    }
+}
+
+fn post_params(opts: &ApplyOptions) -> PostParams {
+    PostParams {
+        dry_run: opts.dry_run,
+        field_manager: Some(opts.field_manager.clone()).filter(|m| !m.is_empty()),
     }
 }
 

@@ -55,9 +55,18 @@ pub struct CreateOptions {
     pub page_size: u32,
     /// Kinds left out (`Kind` or `Kind.group`), from the scope file.
     pub exclude_kinds: Vec<String>,
+    /// Save the k3s datastore too (etcd snapshot or SQLite backup) on a
+    /// server node, with the server token.
+    pub datastore: bool,
+    /// The image of the Job that does it: any image with `chroot` and a
+    /// shell; the work runs in the host's root.
+    pub datastore_image: String,
+    pub datastore_timeout: Duration,
 }
 
 const FIELD_MANAGER: &str = "upkeep-snapshot";
+/// Where the server token goes in a restore point (always encrypted).
+pub(crate) const TOKEN_PATH: &str = "datastore/server-token.age";
 
 /// Writes a restore point and returns its manifest. On any failure the
 /// partial restore point is removed and the error returned.
@@ -69,6 +78,12 @@ pub async fn create(
         return Err(SnapshotError::input(
             "--age-recipient",
             "none given: Secrets are never stored unencrypted; give --age-recipient KEY (age1...) or --exclude-secrets",
+        ));
+    }
+    if opts.datastore && opts.recipients.is_empty() {
+        return Err(SnapshotError::input(
+            "--datastore",
+            "needs --age-recipient: a datastore restore needs the server token, which is stored encrypted",
         ));
     }
     let created_at = Timestamp::now();
@@ -189,6 +204,30 @@ pub async fn create(
         }
     };
 
+    let mut errors = Vec::new();
+    let datastore = if opts.datastore {
+        let (backup, token) = crate::datastore::save(
+            cluster,
+            &name,
+            &opts.datastore_image,
+            opts.datastore_timeout,
+        )
+        .await?;
+        match token {
+            Some(t) => files.push(sink.add(TOKEN_PATH, &opts.recipients.encrypt(&t)?, true)?),
+            None => errors.push(upkeep_contract::DocError {
+                source: "datastore".to_string(),
+                message: upkeep_contract::SafeText::new(
+                    "the server token was not captured: a datastore restore will need it from the server (/var/lib/rancher/k3s/server/token)",
+                ),
+                target: None,
+            }),
+        }
+        Some(backup)
+    } else {
+        None
+    };
+
     let git = if git.is_some() || !revisions.is_empty() {
         let mut g = git.unwrap_or_default();
         g.revisions = revisions;
@@ -216,8 +255,8 @@ pub async fn create(
             .collect(),
         git,
         volumes,
-        datastore: None,
-        errors: Vec::new(),
+        datastore,
+        errors,
     };
     sink.finish(&manifest)?;
     Ok(manifest)

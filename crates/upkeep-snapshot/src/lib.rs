@@ -12,6 +12,7 @@
 
 mod create;
 mod crypt;
+mod datastore;
 mod layout;
 mod read;
 mod scope;

@@ -99,14 +99,25 @@ impl Snapshot {
         &self.path
     }
 
-    /// Every stored object, in the manifest's file order (archive order for
-    /// an archive, which is the same), checked against its sha256 and
-    /// decrypted with `identity` when encrypted.
+    /// Every stored object (the files under `resources/`), in the
+    /// manifest's file order, checked against its sha256 and decrypted with
+    /// `identity` when encrypted.
     pub fn objects<'a>(
         &'a self,
         identity: Option<&'a Identity>,
     ) -> Result<Objects<'a>, SnapshotError> {
-        let open = move |f: &SnapshotFile, bytes: Vec<u8>| -> Result<StoredObject, SnapshotError> {
+        let it = self.files(identity)?.filter_map(|item| match item {
+            Ok(f) if !f.path.starts_with(RESOURCES_PREFIX) => None,
+            Ok(f) => Some(parse_object(&self.path, f)),
+            Err(e) => Some(Err(e)),
+        });
+        Ok(Box::new(it))
+    }
+
+    /// Every file of the restore point (the manifest aside), checked and
+    /// decrypted as [`Snapshot::objects`] does, with its plain bytes.
+    fn files<'a>(&'a self, identity: Option<&'a Identity>) -> Result<Files<'a>, SnapshotError> {
+        let open = move |f: &SnapshotFile, bytes: Vec<u8>| -> Result<StoredFile, SnapshotError> {
             let shown = format!("{}/{}", self.path.display(), f.path);
             check(f, &bytes, &shown)?;
             let plain = if f.encrypted {
@@ -117,12 +128,10 @@ impl Snapshot {
             } else {
                 bytes
             };
-            let object = serde_json::from_slice(&plain)
-                .map_err(|e| SnapshotError::corrupt(&shown, format!("not JSON: {e}")))?;
-            Ok(StoredObject {
+            Ok(StoredFile {
                 path: f.path.clone(),
                 encrypted: f.encrypted,
-                object,
+                bytes: plain,
             })
         };
         if !self.archive {
@@ -197,6 +206,31 @@ impl Snapshot {
         });
         Ok(Box::new(it))
     }
+}
+
+const RESOURCES_PREFIX: &str = "resources/";
+
+/// A file's plain bytes.
+struct StoredFile {
+    path: String,
+    encrypted: bool,
+    bytes: Vec<u8>,
+}
+
+type Files<'a> = Box<dyn Iterator<Item = Result<StoredFile, SnapshotError>> + 'a>;
+
+fn parse_object(root: &Path, f: StoredFile) -> Result<StoredObject, SnapshotError> {
+    let object = serde_json::from_slice(&f.bytes).map_err(|e| {
+        SnapshotError::corrupt(
+            format!("{}/{}", root.display(), f.path),
+            format!("not JSON: {e}"),
+        )
+    })?;
+    Ok(StoredObject {
+        path: f.path,
+        encrypted: f.encrypted,
+        object,
+    })
 }
 
 fn check(f: &SnapshotFile, bytes: &[u8], shown: &str) -> Result<(), SnapshotError> {
@@ -304,11 +338,18 @@ pub async fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Verified, S
     let snap = Snapshot::open(path)?;
     let mut out = Verified::default();
     // Without an identity the encrypted parts are checked by sum only.
-    for item in snap.objects(opts.identity)? {
+    for item in snap.files(opts.identity)? {
+        let item = item.and_then(|f| {
+            if f.path.starts_with(RESOURCES_PREFIX) {
+                parse_object(&snap.path, f).map(|o| o.encrypted)
+            } else {
+                Ok(f.encrypted)
+            }
+        });
         match item {
-            Ok(o) => {
+            Ok(encrypted) => {
                 out.files += 1;
-                if o.encrypted {
+                if encrypted {
                     out.decrypted += 1;
                 }
             }
