@@ -188,11 +188,14 @@ fn run(args: Args) -> Result<Outcome, CliError> {
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 page_size: 500,
             };
-            let manifest = runtime.block_on(async {
-                let cluster = connect(&settings).await?;
-                upkeep_snapshot::create(&cluster, &opts)
-                    .await
-                    .map_err(snapshot_error)
+            // Our error names the operation and server; kube's own ERROR line would repeat it.
+            let manifest = upkeep_cli::without_kube_errors(|| {
+                runtime.block_on(async {
+                    let cluster = connect(&settings).await?;
+                    upkeep_snapshot::create(&cluster, &opts)
+                        .await
+                        .map_err(snapshot_error)
+                })
             })?;
             if opts.longhorn == LonghornMode::Snapshot && !manifest.volumes.is_empty() {
                 tracing::warn!(
@@ -209,19 +212,21 @@ fn run(args: Args) -> Result<Outcome, CliError> {
                 .map(Identity::from_file)
                 .transpose()
                 .map_err(snapshot_error)?;
-            let report = runtime.block_on(async {
-                let cluster = if v.check_cluster {
-                    Some(connect(&settings).await?)
-                } else {
-                    None
-                };
-                let opts = VerifyOptions {
-                    identity: identity.as_ref(),
-                    cluster: cluster.as_ref(),
-                };
-                upkeep_snapshot::verify(&v.path, &opts)
-                    .await
-                    .map_err(snapshot_error)
+            let report = upkeep_cli::without_kube_errors(|| {
+                runtime.block_on(async {
+                    let cluster = if v.check_cluster {
+                        Some(connect(&settings).await?)
+                    } else {
+                        None
+                    };
+                    let opts = VerifyOptions {
+                        identity: identity.as_ref(),
+                        cluster: cluster.as_ref(),
+                    };
+                    upkeep_snapshot::verify(&v.path, &opts)
+                        .await
+                        .map_err(snapshot_error)
+                })
             })?;
             for p in &report.problems {
                 out.text(&format!("FAIL {p}\n"))?;

@@ -13,6 +13,7 @@ mod input;
 mod logging;
 mod output;
 mod progress;
+mod quiet;
 mod settings;
 
 pub use error::{CliError, ErrorKind, Outcome};
@@ -20,6 +21,7 @@ pub use input::{INPUT_LIMIT_BYTES, read_inputs};
 pub use logging::{LogArgs, LogFormat, init_logging};
 pub use output::{Format, Output};
 pub use progress::progress_bar;
+pub use quiet::without_kube_errors;
 pub use settings::{ClusterArgs, ConfigArgs, UpstreamArgs, load_settings};
 
 use std::io::Write;

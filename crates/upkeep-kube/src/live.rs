@@ -166,7 +166,7 @@ impl Cluster {
     }
 
     /// Runs one API call under the deadline and names it in any error.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         op: &str,
         target: &str,

@@ -35,42 +35,11 @@ impl Cluster {
             target: target.clone(),
             detail: e.to_string(),
         })?;
-        self.bounded(
+        self.call(
             "read the log of",
             &target,
             self.client().request_text(request),
         )
         .await
-    }
-
-    async fn bounded<T>(
-        &self,
-        op: &str,
-        target: &str,
-        fut: impl Future<Output = kube::Result<T>>,
-    ) -> Result<T, KubeError> {
-        let (op, target) = (op.to_string(), target.to_string());
-        match tokio::time::timeout(self.timeout(), fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(kube::Error::Api(status))) => Err(KubeError::Api {
-                op,
-                target,
-                code: status.code,
-                reason: status.reason.clone(),
-                message: crate::error::one_line(&status.message),
-            }),
-            Ok(Err(e)) => Err(KubeError::Unreachable {
-                op,
-                target,
-                server: self.server().to_string(),
-                detail: e.to_string(),
-            }),
-            Err(_) => Err(KubeError::Timeout {
-                op,
-                target,
-                server: self.server().to_string(),
-                after: self.timeout(),
-            }),
-        }
     }
 }

@@ -175,7 +175,7 @@ pub fn run(platform: Platform, args: DetectArgs) -> Result<Outcome, CliError> {
         .build()
         .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
     let gitops_dir = settings.gitops_dir.clone();
-    let (detection, cluster_failure) = crate::quiet::without_kube_errors(|| {
+    let (detection, cluster_failure) = upkeep_cli::without_kube_errors(|| {
         runtime.block_on(async {
             if let Some(dir) = gitops_dir.as_deref() {
                 inputs.gitops = Inputs::load(None, Some(dir), None)

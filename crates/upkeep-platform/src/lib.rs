@@ -20,7 +20,6 @@ pub mod k3s;
 mod kubernetes;
 pub mod longhorn;
 mod path;
-mod quiet;
 mod releases;
 
 use std::fmt;

@@ -1,16 +1,16 @@
 //! kube-client logs every failed request at ERROR on its own ("failed with
-//! error client error (Connect)"); the upkeep-kube error the detector
-//! reports already says the same with the operation and the server. While
-//! the cluster is read, those two levels from kube's crates are dropped, so
-//! a failure stays one line on stderr; their debug and trace events still
-//! reach `-v`/`-vv`.
+//! error client error (Connect)"); the upkeep-kube error a tool reports
+//! already says the same with the operation and the server. While a tool
+//! talks to the cluster, those two levels from kube's crates are dropped,
+//! so a failure stays one line on stderr; their debug and trace events
+//! still reach `-v`/`-vv`.
 
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 
 /// Runs `f` with the current subscriber minus kube's warnings and errors.
-pub(crate) fn without_kube_errors<T>(f: impl FnOnce() -> T) -> T {
+pub fn without_kube_errors<T>(f: impl FnOnce() -> T) -> T {
     let inner = tracing::dispatcher::get_default(Dispatch::clone);
     tracing::dispatcher::with_default(&Dispatch::new(WithoutKubeErrors(inner)), f)
 }

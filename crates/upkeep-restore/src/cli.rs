@@ -1,0 +1,220 @@
+//! The flags and the run of the `restore` binary:
+//! `restore PATH [--age-identity FILE] [--only KIND|NAMESPACE ...] [--dry-run] [--mode create|replace]`.
+//!
+//! Everything that can be wrong with the input (the restore point, the identity, `--only`,
+//! encrypted objects without an identity) is found before the cluster is touched: one line,
+//! exit 2. The document is printed whenever the restore started; exit 1 when any object
+//! failed (or Flux could not be suspended or resumed), 3 when the cluster stopped answering.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
+use upkeep_contract::{RestoreAction, RestoreMode};
+use upkeep_kube::{Cluster, ConnectOptions};
+use upkeep_snapshot::{Identity, Snapshot, SnapshotError};
+
+use crate::select::{Selection, StoredPath};
+use crate::{RestoreError, RestoreOptions};
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Create what is missing; leave existing objects alone.
+    Create,
+    /// Replace what differs from the restore point (the rollback mode).
+    Replace,
+}
+
+impl From<Mode> for RestoreMode {
+    fn from(m: Mode) -> RestoreMode {
+        match m {
+            Mode::Create => RestoreMode::Create,
+            Mode::Replace => RestoreMode::Replace,
+        }
+    }
+}
+
+/// `-o`: the document is for machines first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The restore point: a directory or a .tar.zst archive written by `snapshot create`.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// age identity file (as age-keygen writes it) that opens the restore point's encrypted
+    /// objects (Secrets, sensitive ConfigMaps).
+    #[arg(long, value_name = "FILE")]
+    pub age_identity: Option<PathBuf>,
+    /// Restore only these kinds (Deployment, configmaps, helmreleases.helm.toolkit.fluxcd.io)
+    /// or namespaces (repeatable or comma-separated; kinds and namespaces narrow each other).
+    #[arg(long, value_name = "KIND|NAMESPACE", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Ask the server to check every write without storing it (dryRun=All); Flux is not
+    /// suspended, and the document says what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// create: create what is missing, leave existing objects alone; replace: also replace
+    /// objects that differ from the restore point (the rollback mode).
+    #[arg(long, value_enum, default_value = "create")]
+    pub mode: Mode,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub output: DocFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+fn cli_error(e: RestoreError) -> CliError {
+    if e.is_input() {
+        CliError::usage(e)
+    } else {
+        CliError::environment(e)
+    }
+}
+
+/// The selected objects of the restore point, each with its path, decrypted. Encrypted
+/// objects the selection needs and no identity can open are an error before any is read.
+pub fn read_objects(
+    snapshot: &Snapshot,
+    identity: Option<&Identity>,
+    only: &[String],
+) -> Result<Vec<(String, Value)>, RestoreError> {
+    let files = &snapshot.manifest().files;
+    let stored: Vec<StoredPath> = files
+        .iter()
+        .filter_map(|f| StoredPath::parse(&f.path))
+        .collect();
+    let selection = Selection::parse(only, &stored)?;
+    let needed = |path: &str| StoredPath::parse(path).is_some_and(|p| selection.needs(&p, &stored));
+    if identity.is_none() {
+        let locked: Vec<&str> = files
+            .iter()
+            .filter(|f| f.encrypted && needed(&f.path))
+            .map(|f| f.path.as_str())
+            .collect();
+        if let Some(first) = locked.first() {
+            return Err(RestoreError::NeedsIdentity {
+                path: format!("{}/{first}", snapshot.path().display()),
+                more: match locked.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                },
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for item in snapshot.objects(identity)? {
+        match item {
+            Ok(o) if needed(&o.path) => out.push((o.path, o.object)),
+            Ok(_) => {}
+            // Left out by --only (checked above): never opened.
+            Err(SnapshotError::NeedsIdentity { path })
+                if files
+                    .iter()
+                    .any(|f| path.ends_with(&format!("/{}", f.path)) && !needed(&f.path)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+fn open_identity(path: Option<&Path>) -> Result<Option<Identity>, RestoreError> {
+    path.map(Identity::from_file)
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Runs `restore`.
+pub fn run(args: RestoreArgs) -> Result<Outcome, CliError> {
+    upkeep_cli::init_logging(&args.log);
+    let settings = upkeep_cli::load_settings(&args.config, None, Some(&args.cluster), None)?;
+    let snapshot = Snapshot::open(&args.path).map_err(|e| cli_error(e.into()))?;
+    let identity = open_identity(args.age_identity.as_deref()).map_err(cli_error)?;
+    let stored = read_objects(&snapshot, identity.as_ref(), &args.only).map_err(cli_error)?;
+    crate::check_objects(&stored).map_err(cli_error)?;
+    let objects: Vec<Value> = stored.into_iter().map(|(_, o)| o).collect();
+    tracing::info!(
+        "restoring {} objects from {} ({} mode{})",
+        objects.len(),
+        snapshot.manifest().name,
+        match args.mode {
+            Mode::Create => "create",
+            Mode::Replace => "replace",
+        },
+        if args.dry_run { ", server dry run" } else { "" }
+    );
+
+    // KUBECONFIG may be a list, which upkeep-kube merges as kubectl does: only the flag and
+    // upkeep.yaml name a single file here.
+    let env_kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    let connect = ConnectOptions {
+        kubeconfig: args
+            .cluster
+            .kubeconfig
+            .clone()
+            .or_else(|| settings.kubeconfig.clone().filter(|_| !env_kubeconfig)),
+        context: settings.context.clone(),
+        ..ConnectOptions::default()
+    };
+    let mut opts = RestoreOptions::new(args.mode.into());
+    opts.dry_run = args.dry_run;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+    let name = snapshot.manifest().name.clone();
+    let run = upkeep_cli::without_kube_errors(|| {
+        runtime.block_on(async {
+            let cluster = Cluster::connect(&connect).await?;
+            crate::restore(&cluster, &name, objects, &opts).await
+        })
+    })
+    .map_err(cli_error)?;
+
+    let count = |a: RestoreAction| run.result.objects.iter().filter(|o| o.action == a).count();
+    for o in &run.result.objects {
+        if o.action == RestoreAction::Failed {
+            tracing::error!(
+                "{}: {}",
+                o.object,
+                o.message.as_ref().map(|m| m.as_str()).unwrap_or("failed")
+            );
+        }
+    }
+    for e in &run.result.errors {
+        tracing::error!("{}", e.message);
+    }
+    tracing::info!(
+        "{} created, {} replaced, {} unchanged, {} skipped, {} failed; {} Flux objects suspended and resumed",
+        count(RestoreAction::Created),
+        count(RestoreAction::Replaced),
+        count(RestoreAction::Unchanged),
+        count(RestoreAction::Skipped),
+        count(RestoreAction::Failed),
+        run.result.suspended.len()
+    );
+    let mut out = Output::new();
+    match args.output {
+        DocFormat::Json => out.json_line(&run.result)?,
+        DocFormat::Yaml => out.yaml(&run.result)?,
+    }
+    out.flush()?;
+    Ok(if run.stopped.is_some() {
+        Outcome::Degraded
+    } else if run.has_failures() {
+        Outcome::Negative
+    } else {
+        Outcome::Done
+    })
+}
