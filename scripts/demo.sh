@@ -87,10 +87,22 @@ run() { "$@" || { rc=$?; echo "demo: $(basename "$1") exited $rc" >&2; [ "$rc" -
   run "$bin/detect-k3s" --kubeconfig "$KUBECONFIG" --target latest
   run "$bin/detect-flux" --kubeconfig "$KUBECONFIG"
   run "$bin/detect-longhorn" --kubeconfig "$KUBECONFIG"
-  # The fixture's manifests double as its GitOps checkout.
-  run "$bin/detect-charts" --gitops testdata/clusters/homelab \
-    --kubernetes-version "$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+  # The fixture's manifests double as its GitOps checkout; the cluster says what is installed.
+  run "$bin/detect-charts" --gitops testdata/clusters/homelab --kubeconfig "$KUBECONFIG"
 } >"$tmp/updates.jsonl"
 echo "== report" >&2
 "$bin/merge-report" -o text "$tmp/updates.jsonl"
+
+echo "== a restore point before any update (snapshot create, then verify)" >&2
+public="$("$bin/snapshot" keygen --out "$tmp/age-identity.txt")"
+"$bin/snapshot" create --kubeconfig "$KUBECONFIG" --out "$tmp/restore-point.tar.zst" \
+  --age-recipient "$public" >"$tmp/manifest.json"
+python3 - "$tmp/manifest.json" "$tmp/restore-point.tar.zst" <<'PY' >&2
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+enc = sum(1 for f in m["files"] if f["encrypted"])
+print(f"{m['name']}: {len(m['files'])} objects ({enc} age-encrypted), "
+      f"{os.path.getsize(sys.argv[2]) // 1024} KiB; skipped: {'; '.join(m['skipped'])}")
+PY
+"$bin/snapshot" verify "$tmp/restore-point.tar.zst" --age-identity "$tmp/age-identity.txt" >&2
 exit "$status"

@@ -231,12 +231,16 @@ fn run(args: Args) -> Result<Outcome, CliError> {
             for p in &report.problems {
                 out.text(&format!("FAIL {p}\n"))?;
             }
+            for n in &report.notes {
+                out.text(&format!("NOTE {n}\n"))?;
+            }
             out.text(&format!(
-                "{}: {} files checked, {} decrypted, {} Longhorn objects found, {} problems\n",
+                "{}: {} files checked, {} decrypted, {} Longhorn objects found, datastore snapshot {}, {} problems\n",
                 v.path.display(),
                 report.files,
                 report.decrypted,
                 report.volumes_checked,
+                if report.datastore_checked { "found" } else { "not checked" },
                 report.problems.len()
             ))?;
             if report.problems.is_empty() {

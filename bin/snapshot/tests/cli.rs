@@ -461,6 +461,36 @@ fn a_scope_file_and_namespace_flags_choose_what_is_captured() {
     assert!(!out.exists());
 }
 
+/// k3s's record of one etcd snapshot file (k3s.cattle.io/v1, k3s 1.29+),
+/// with a minimal CRD for it, as k3s lists a snapshot it saved.
+const ETCD_SNAPSHOT_FILE: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: etcdsnapshotfiles.k3s.cattle.io
+spec:
+  group: k3s.cattle.io
+  scope: Cluster
+  names: {plural: etcdsnapshotfiles, singular: etcdsnapshotfile, kind: ETCDSnapshotFile, listKind: ETCDSnapshotFileList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: k3s.cattle.io/v1
+kind: ETCDSnapshotFile
+metadata:
+  name: local-upkeep-x-k8s-1-1764300000-a1b2c3
+spec:
+  snapshotName: upkeep-x-k8s-1-1764300000
+  nodeName: k8s-1
+  location: file:///var/lib/rancher/k3s/server/db/snapshots/upkeep-x-k8s-1-1764300000
+status:
+  readyToUse: true
+  size: \"5242880\"
+";
+
 /// SIM.yaml: the datastore Job's pod ends as configured, printing what the
 /// real script prints last.
 fn datastore_sim(result: &str, logs: &str) -> String {
@@ -476,7 +506,9 @@ fn the_datastore_is_saved_on_a_server_with_the_token_encrypted() {
     // sim-cluster runs no commands, so the fixture holds it from the start.
     let fixture = homelab_with(
         tmp.path(),
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: upkeep-server-token\n  namespace: kube-system\ntype: Opaque\ndata:\n  token: SzEwOjpzZXJ2ZXI6dG9rZW4tcGxhaW4tdGV4dA==\n",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: upkeep-server-token\n  namespace: kube-system\ntype: Opaque\ndata:\n  token: SzEwOjpzZXJ2ZXI6dG9rZW4tcGxhaW4tdGV4dA==\n---\n{ETCD_SNAPSHOT_FILE}"
+        ),
     );
     let sha = "5d41402abc4b2a76b9719d911017c592".repeat(2);
     let logs = format!(
@@ -536,6 +568,26 @@ fn the_datastore_is_saved_on_a_server_with_the_token_encrypted() {
         .arg("--age-identity")
         .arg(&identity));
     assert_eq!(code, 0, "{stdout}");
+    // k3s lists each etcd snapshot as an ETCDSnapshotFile: verify looks for it.
+    let verify_on_cluster = || {
+        run(tool(BIN, tmp.path())
+            .arg("verify")
+            .arg(&out)
+            .arg("--check-cluster")
+            .arg("--kubeconfig")
+            .arg(sim.kubeconfig()))
+    };
+    let (code, stdout, stderr) = verify_on_cluster();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("datastore snapshot found"), "{stdout}");
+    sim.kubectl(&[
+        "delete",
+        "etcdsnapshotfiles.k3s.cattle.io",
+        "local-upkeep-x-k8s-1-1764300000-a1b2c3",
+    ]);
+    let (code, stdout, _) = verify_on_cluster();
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("no longer listed by k3s"), "{stdout}");
 
     // Without a recipient the token could not be kept: refused before anything runs.
     let (code, _, stderr) = create(

@@ -328,7 +328,39 @@ pub struct Verified {
     pub files: usize,
     pub decrypted: usize,
     pub volumes_checked: usize,
+    /// The recorded etcd snapshot is still listed by k3s.
+    pub datastore_checked: bool,
     pub problems: Vec<String>,
+    /// What could not be checked, and why.
+    pub notes: Vec<String>,
+}
+
+/// Whether k3s still lists the etcd snapshot (k3s 1.29+ keeps an
+/// `ETCDSnapshotFile` per snapshot file); `None` when that cannot be told.
+async fn etcd_snapshot_exists(
+    cluster: &Cluster,
+    d: &upkeep_contract::DatastoreBackup,
+) -> Result<Option<bool>, SnapshotError> {
+    if d.datastore != "etcd" {
+        return Ok(None);
+    }
+    let res = match cluster
+        .resource(&ResourceRef::preferred("k3s.cattle.io", "ETCDSnapshotFile"))
+        .await
+    {
+        Ok(r) => r,
+        Err(upkeep_kube::KubeError::NotServed { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let file = d.name.rsplit('/').next().unwrap_or(&d.name);
+    let listed: Vec<_> = futures_util::TryStreamExt::try_collect(
+        cluster.list(&res, &upkeep_kube::ListOptions::all_namespaces()),
+    )
+    .await?;
+    Ok(Some(listed.iter().any(|o| {
+        let at = |p: &str| o.data.pointer(p).and_then(Value::as_str).unwrap_or("");
+        at("/spec/snapshotName") == file || at("/spec/location").ends_with(&format!("/{file}"))
+    })))
 }
 
 /// Checks every file against the manifest (size, sha256, JSON), decrypts
@@ -355,6 +387,24 @@ pub async fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Verified, S
             }
             Err(SnapshotError::NeedsIdentity { .. }) => out.files += 1,
             Err(e) => out.problems.push(e.to_string()),
+        }
+    }
+    if let (Some(cluster), Some(d)) = (opts.cluster, &snap.manifest.datastore) {
+        match etcd_snapshot_exists(cluster, d).await? {
+            Some(true) => out.datastore_checked = true,
+            Some(false) => out.problems.push(format!(
+                "{}: the recorded {} snapshot is no longer listed by k3s (ETCDSnapshotFile)",
+                d.name, d.datastore
+            )),
+            None => out.notes.push(format!(
+                "{}: not checked ({})",
+                d.name,
+                if d.datastore == "etcd" {
+                    "this k3s serves no ETCDSnapshotFile objects; k3s 1.29+ does"
+                } else {
+                    "a SQLite backup is a file on the server; check it there"
+                }
+            )),
         }
     }
     if let Some(cluster) = opts.cluster {
