@@ -171,17 +171,11 @@ pub async fn read<R: ClusterRead>(src: &R) -> Result<ClusterState, ClusterError>
                 }
             };
             for obj in objects {
-                let mut value = serde_json::to_value(&obj).map_err(|e| ClusterError::Invalid {
-                    what: res.collection_target(None),
-                    message: e.to_string(),
-                })?;
-                if let Value::Object(map) = &mut value {
-                    // A server's list items carry no apiVersion/kind of their own.
-                    map.entry("apiVersion")
-                        .or_insert_with(|| Value::String(res.api.api_version.clone()));
-                    map.entry("kind")
-                        .or_insert_with(|| Value::String(res.api.kind.clone()));
-                }
+                let value =
+                    upkeep_kube::object_value(&obj, res).map_err(|e| ClusterError::Invalid {
+                        what: res.collection_target(None),
+                        message: e.to_string(),
+                    })?;
                 items.push(value);
             }
         }

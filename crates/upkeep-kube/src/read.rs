@@ -168,3 +168,20 @@ impl ClusterRead for Source {
         }
     }
 }
+
+/// A listed object as JSON, with the `apiVersion` and `kind` a server's list
+/// items leave out filled in from the resource they were listed as.
+pub fn object_value(obj: &DynamicObject, res: &Resource) -> Result<serde_json::Value, KubeError> {
+    let mut value = serde_json::to_value(obj).map_err(|e| KubeError::InvalidObject {
+        op: "read".to_string(),
+        target: res.collection_target(None),
+        detail: e.to_string(),
+    })?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.entry("apiVersion")
+            .or_insert_with(|| serde_json::Value::String(res.api.api_version.clone()));
+        map.entry("kind")
+            .or_insert_with(|| serde_json::Value::String(res.api.kind.clone()));
+    }
+    Ok(value)
+}

@@ -166,23 +166,10 @@ pub async fn read_objects<R: ClusterRead>(src: &R) -> Result<ClusterObjects, Pla
                 opts = opts.page_size(CRD_PAGE_SIZE);
             }
             let listed = src.list(res, &opts).try_for_each(|obj| {
-                let mut value = match serde_json::to_value(&obj) {
+                let mut value = match upkeep_kube::object_value(&obj, res) {
                     Ok(v) => v,
-                    Err(e) => {
-                        return std::future::ready(Err(KubeError::InvalidObject {
-                            op: "read".to_string(),
-                            target: res.collection_target(None),
-                            detail: e.to_string(),
-                        }));
-                    }
+                    Err(e) => return std::future::ready(Err(e)),
                 };
-                if let Value::Object(map) = &mut value {
-                    // A server's list items carry no apiVersion/kind of their own.
-                    map.entry("apiVersion")
-                        .or_insert_with(|| Value::String(res.api.api_version.clone()));
-                    map.entry("kind")
-                        .or_insert_with(|| Value::String(res.api.kind.clone()));
-                }
                 if *kind == "CustomResourceDefinition" {
                     drop_schemas(&mut value);
                 }

@@ -6,17 +6,8 @@
 
 use serde_json::{Map, Value};
 
-/// Metadata the API server sets and owns.
-pub const SERVER_SET_METADATA: [&str; 8] = [
-    "uid",
-    "resourceVersion",
-    "managedFields",
-    "creationTimestamp",
-    "generation",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-];
+/// Metadata the API server sets and owns: the list the restore point strips.
+pub use upkeep_snapshot::SERVER_SET_METADATA;
 
 /// kubectl's copy of the last applied manifest: bookkeeping of the client, not state.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -32,7 +23,7 @@ pub fn normalize(obj: &Value) -> Value {
     map.remove("status");
     if let Some(Value::Object(meta)) = map.get_mut("metadata") {
         for f in SERVER_SET_METADATA {
-            meta.remove(f);
+            meta.remove(*f);
         }
         if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
             ann.remove(LAST_APPLIED);

@@ -135,15 +135,7 @@ pub async fn create(
         for list_opts in &scopes {
             let mut stream = cluster.list(res, list_opts);
             while let Some(obj) = stream.try_next().await? {
-                let mut value = serde_json::to_value(&obj).map_err(|e| {
-                    SnapshotError::input(res.collection_target(None), e.to_string())
-                })?;
-                if let Value::Object(map) = &mut value {
-                    map.entry("apiVersion")
-                        .or_insert_with(|| Value::String(res.api.api_version.clone()));
-                    map.entry("kind")
-                        .or_insert_with(|| Value::String(res.api.kind.clone()));
-                }
+                let mut value = upkeep_kube::object_value(&obj, res)?;
                 if !in_scope(res, &value, &opts.namespaces) {
                     continue;
                 }

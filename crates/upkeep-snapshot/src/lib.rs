@@ -27,7 +27,7 @@ pub use crypt::{Identity, Recipients, keygen};
 pub use read::{Snapshot, StoredObject, VerifyOptions, verify};
 pub use scope::Scope;
 pub use store::{RestorePoint, list, prune};
-pub use strip::{SENSITIVE_LABEL, is_sensitive, strip};
+pub use strip::{SENSITIVE_LABEL, SERVER_SET_METADATA, is_sensitive, strip};
 pub use upkeep_contract::SnapshotManifest;
 
 /// What can go wrong with a restore point.

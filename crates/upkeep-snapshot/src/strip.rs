@@ -5,9 +5,10 @@ use serde_json::{Map, Value};
 /// A ConfigMap with this label set to `"true"` is encrypted like a Secret.
 pub const SENSITIVE_LABEL: &str = "upkeep.dev/sensitive";
 
-/// Fields the server sets: restoring them would be refused (uid,
-/// resourceVersion) or meaningless (timestamps, managed fields).
-const SERVER_SET: &[&str] = &[
+/// Metadata the server sets: restoring it would be refused (uid,
+/// resourceVersion) or meaningless (timestamps, managed fields). `restore`
+/// leaves the same fields out when it compares.
+pub const SERVER_SET_METADATA: &[&str] = &[
     "uid",
     "resourceVersion",
     "managedFields",
@@ -27,7 +28,7 @@ pub fn strip(obj: &mut Value, keep_status: bool) {
         map.remove("status");
     }
     if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-        for f in SERVER_SET {
+        for f in SERVER_SET_METADATA {
             meta.remove(*f);
         }
         drop_empty(meta, "annotations");
