@@ -1,0 +1,176 @@
+//! validate-apps as a user runs it: the built binary against sim-cluster
+//! serving the homelab, healthy and then with broken workloads.
+
+#[path = "../../snapshot/tests/common/sim.rs"]
+mod sim;
+
+use std::process::Command;
+
+use serde_json::Value;
+use sim::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_validate-apps");
+
+const BROKEN: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: broken
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-7d9f-crash
+  namespace: broken
+spec:
+  containers:
+    - name: api
+      image: ghcr.io/example/api:2.0.0
+status:
+  phase: Running
+  containerStatuses:
+    - name: api
+      ready: false
+      restartCount: 12
+      image: ghcr.io/example/api:2.0.0
+      imageID: ''
+      state:
+        waiting:
+          reason: CrashLoopBackOff
+          message: back-off 5m0s restarting failed container=api
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: db-migrate
+  namespace: broken
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: ghcr.io/example/api:2.0.0
+status:
+  failed: 1
+  conditions:
+    - type: Failed
+      status: 'True'
+      reason: BackoffLimitExceeded
+      message: Job has reached the specified backoff limit
+";
+
+fn run(c: &mut Command) -> (i32, Value) {
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not a report ({e}): {stdout:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), report)
+}
+
+fn failing(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["name"].as_str().unwrap(),
+                c["detail"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn healthy_workloads_pass_and_broken_ones_are_each_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let healthy = Sim::start(&workspace().join("testdata/clusters/homelab"), None);
+    let (code, report) = run(tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(healthy.kubeconfig()));
+    assert_eq!(code, 0, "{:?}", failing(&report));
+    assert_eq!(report["validator"], "apps");
+    assert!(report["checks"].as_array().unwrap().len() > 5);
+    drop(healthy);
+
+    let fixture = homelab_with(tmp.path(), BROKEN);
+    let sim = Sim::start(&fixture, None);
+    // A Deployment short of replicas, as a failed rollout leaves it.
+    sim.kubectl(&[
+        "-n",
+        "podinfo",
+        "patch",
+        "deployment",
+        "podinfo",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"readyReplicas":1,"availableReplicas":1}}"#,
+    ]);
+    let (code, report) = run(tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig()));
+    assert_eq!(code, 1);
+    let f = failing(&report);
+    assert_eq!(f.len(), 3, "{f:?}");
+    assert!(
+        f.iter()
+            .any(|l| l.starts_with("apps/deployment-ready Deployment podinfo/podinfo: 1/2 ready"))
+    );
+    assert!(
+        f.iter()
+            .any(|l| l.starts_with("apps/pod-not-stuck") && l.contains("CrashLoopBackOff"))
+    );
+    assert!(
+        f.iter()
+            .any(|l| l.starts_with("apps/job-not-failed") && l.contains("BackoffLimitExceeded"))
+    );
+
+    // A namespace selection looks only there.
+    let (code, report) = run(tool(BIN, tmp.path())
+        .args(["-n", "podinfo", "--kubeconfig"])
+        .arg(sim.kubeconfig()));
+    assert_eq!(code, 1);
+    assert_eq!(failing(&report).len(), 1, "{:?}", failing(&report));
+    // Text output for people names each failure.
+    let out = tool(BIN, tmp.path())
+        .args(["-o", "text", "--kubeconfig"])
+        .arg(sim.kubeconfig())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("FAIL       apps/pod-not-stuck"), "{text}");
+    assert!(text.lines().last().unwrap().contains("3 fail"), "{text}");
+}
+
+#[test]
+fn an_unreachable_cluster_is_exit_3_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kc = tmp.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"),
+    )
+    .unwrap();
+    let out = tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

@@ -1,0 +1,212 @@
+//! The flags and the run of `validate-flux` and `validate-apps`, which
+//! differ only in the kinds they list and the checks they run.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
+use upkeep_contract::{ApiVersion, CheckStatus, Timestamp, ValidationReport};
+use upkeep_kube::{Cluster, ConnectOptions, FileSource};
+
+use crate::flux::FluxOptions;
+use crate::{Checks, Objects, Selection, ValidateError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validator {
+    Flux,
+    Apps,
+}
+
+impl Validator {
+    fn name(self) -> &'static str {
+        match self {
+            Validator::Flux => "flux",
+            Validator::Apps => "apps",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+/// The flags every validator takes.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Only these namespaces (repeatable; default: all).
+    #[arg(long = "namespace", short = 'n', value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Only objects with these labels (a label selector, as kubectl -l takes).
+    #[arg(long = "selector", short = 'l', value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// An earlier ValidationReport: only checks that passed then and fail now
+    /// are regressions, and only regressions make the exit code 1.
+    #[arg(long, value_name = "REPORT")]
+    pub baseline: Option<PathBuf>,
+    /// Objects from a `kubectl get ... -A -o json` file instead of the cluster.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
+    pub cluster_dump: Option<PathBuf>,
+    /// The whole run's deadline.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub timeout: String,
+    /// validate-flux: a suspended object passes instead of warning.
+    #[arg(long)]
+    pub allow_suspended: bool,
+    /// validate-flux: the namespace Flux's controllers run in.
+    #[arg(long, value_name = "NS", default_value = "flux-system")]
+    pub flux_namespace: String,
+    /// Output: the report as one JSON line, or a line per check for people.
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub output: Format,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Runs one validator: exit 0 when nothing (new) fails, 1 when something
+/// does, 2 for bad input, 3 when the cluster cannot be read.
+pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError> {
+    upkeep_cli::init_logging(&args.log);
+    let settings = upkeep_cli::load_settings(&args.config, None, Some(&args.cluster), None)?;
+    let deadline = upkeep_config::parse_duration(&args.timeout)
+        .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
+    let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
+    let selection = Selection {
+        namespaces: args.namespaces.clone(),
+        labels: args.selector.clone(),
+    };
+    let kinds = match validator {
+        Validator::Flux => crate::flux::KINDS,
+        Validator::Apps => crate::apps::KINDS,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+    let started_at = Timestamp::now();
+    let objects = upkeep_cli::without_kube_errors(|| {
+        runtime.block_on(async {
+            let read = async {
+                match &args.cluster_dump {
+                    Some(path) => {
+                        let src = FileSource::load([path]).map_err(ValidateError::from)?;
+                        Objects::read(&src, kinds, &selection).await
+                    }
+                    None => {
+                        let opts = ConnectOptions {
+                            kubeconfig: settings.kubeconfig.clone(),
+                            context: settings.context.clone(),
+                            ..ConnectOptions::default()
+                        };
+                        let cluster = Cluster::connect(&opts).await?;
+                        Objects::read(&cluster, kinds, &selection).await
+                    }
+                }
+            };
+            match tokio::time::timeout(deadline, read).await {
+                Ok(r) => r.map_err(validate_error),
+                Err(_) => Err(CliError::environment(format!(
+                    "the cluster was not read within --timeout {}",
+                    args.timeout
+                ))),
+            }
+        })
+    })?;
+    let checks: Checks = match validator {
+        Validator::Flux => crate::flux::check(
+            &objects,
+            &FluxOptions {
+                namespace: args.flux_namespace.clone(),
+                allow_suspended: args.allow_suspended,
+            },
+        ),
+        Validator::Apps => crate::apps::check(&objects),
+    };
+    let mut report = ValidationReport {
+        api_version: ApiVersion,
+        kind: Default::default(),
+        validator: validator.name().to_string(),
+        started_at,
+        finished_at: Timestamp::now(),
+        checks: checks.checks,
+        not_run: checks.not_run,
+        after_step: None,
+    };
+    if let Some(b) = &baseline {
+        crate::compare(&mut report, b);
+    }
+    let failing = crate::regressions(&report, baseline.is_some());
+    let mut out = Output::new();
+    match args.output {
+        Format::Json => out.json_line(&report)?,
+        Format::Text => out.text(&text(&report, baseline.is_some()))?,
+    }
+    out.flush()?;
+    Ok(if failing > 0 {
+        Outcome::Negative
+    } else {
+        Outcome::Done
+    })
+}
+
+fn text(report: &ValidationReport, compared: bool) -> String {
+    let mut s = String::new();
+    for c in &report.checks {
+        let label = match c.status {
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Warn => "WARN",
+            CheckStatus::Skip => "SKIP",
+            CheckStatus::Fail if c.regression => "FAIL (new)",
+            CheckStatus::Fail => "FAIL",
+        };
+        s.push_str(&format!("{label:<10} {:<28} {}\n", c.name, c.detail));
+    }
+    for c in &report.not_run {
+        s.push_str(&format!("{:<10} {:<28} {}\n", "NOT RUN", c.name, c.detail));
+    }
+    let count = |st: CheckStatus| report.checks.iter().filter(|c| c.status == st).count();
+    s.push_str(&format!(
+        "{}: {} checks, {} pass, {} warn, {} fail{}\n",
+        report.validator,
+        report.checks.len(),
+        count(CheckStatus::Pass),
+        count(CheckStatus::Warn),
+        count(CheckStatus::Fail),
+        if compared {
+            format!(
+                ", {} new since the baseline",
+                crate::regressions(report, true)
+            )
+        } else {
+            String::new()
+        }
+    ));
+    s
+}
+
+fn read_baseline(path: &std::path::Path) -> Result<ValidationReport, CliError> {
+    let shown = path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::usage(format!("--baseline {shown}: {e}")))?;
+    let mut docs = upkeep_contract::read_kind::<ValidationReport>(&bytes, &shown)
+        .map_err(|e| CliError::usage(format!("--baseline: {e}")))?;
+    match docs.len() {
+        1 => Ok(docs.remove(0)),
+        n => Err(CliError::usage(format!(
+            "--baseline {shown}: expected one ValidationReport, found {n}"
+        ))),
+    }
+}
+
+fn validate_error(e: ValidateError) -> CliError {
+    if e.is_input() {
+        CliError::usage(e)
+    } else {
+        CliError::environment(e)
+    }
+}
