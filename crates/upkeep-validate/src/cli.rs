@@ -15,6 +15,7 @@ use crate::{Checks, Objects, Selection, ValidateError};
 pub enum Validator {
     Flux,
     Apps,
+    Storage,
 }
 
 impl Validator {
@@ -22,6 +23,7 @@ impl Validator {
         match self {
             Validator::Flux => "flux",
             Validator::Apps => "apps",
+            Validator::Storage => "storage",
         }
     }
 }
@@ -57,6 +59,23 @@ pub struct ValidateArgs {
     /// validate-flux: the namespace Flux's controllers run in.
     #[arg(long, value_name = "NS", default_value = "flux-system")]
     pub flux_namespace: String,
+    /// validate-storage: skip the data test (a PVC and two Jobs that write and
+    /// read back random data, all deleted afterwards).
+    #[arg(long)]
+    pub no_data_test: bool,
+    /// validate-storage: the storage class the data test's PVC uses.
+    #[arg(long, value_name = "NAME", default_value = "longhorn")]
+    pub storage_class: String,
+    /// validate-storage: where the data test's objects live while it runs.
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub test_namespace: String,
+    /// validate-storage: the data test's image (needs sh, dd, sha256sum).
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        default_value = "docker.io/library/busybox:1.37"
+    )]
+    pub test_image: String,
     /// Output: the report as one JSON line, or a line per check for people.
     #[arg(short, long, value_enum, default_value = "json")]
     pub output: Format,
@@ -83,19 +102,29 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
     let kinds = match validator {
         Validator::Flux => crate::flux::KINDS,
         Validator::Apps => crate::apps::KINDS,
+        Validator::Storage => crate::storage::KINDS,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
     let started_at = Timestamp::now();
-    let objects = upkeep_cli::without_kube_errors(|| {
+    let data_test = (validator == Validator::Storage && !args.no_data_test).then(|| {
+        crate::datatest::DataTestOptions {
+            namespace: args.test_namespace.clone(),
+            storage_class: args.storage_class.clone(),
+            image: args.test_image.clone(),
+            within: deadline,
+            ..Default::default()
+        }
+    });
+    let checks = upkeep_cli::without_kube_errors(|| {
         runtime.block_on(async {
-            let read = async {
-                match &args.cluster_dump {
+            let work = async {
+                let (objects, cluster) = match &args.cluster_dump {
                     Some(path) => {
                         let src = FileSource::load([path]).map_err(ValidateError::from)?;
-                        Objects::read(&src, kinds, &selection).await
+                        (Objects::read(&src, kinds, &selection).await?, None)
                     }
                     None => {
                         let opts = ConnectOptions {
@@ -104,29 +133,46 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                             ..ConnectOptions::default()
                         };
                         let cluster = Cluster::connect(&opts).await?;
-                        Objects::read(&cluster, kinds, &selection).await
+                        (
+                            Objects::read(&cluster, kinds, &selection).await?,
+                            Some(cluster),
+                        )
                     }
+                };
+                let mut checks: Checks = match validator {
+                    Validator::Flux => crate::flux::check(
+                        &objects,
+                        &FluxOptions {
+                            namespace: args.flux_namespace.clone(),
+                            allow_suspended: args.allow_suspended,
+                        },
+                    ),
+                    Validator::Apps => crate::apps::check(&objects),
+                    Validator::Storage => crate::storage::check(&objects),
+                };
+                match (&data_test, &cluster) {
+                    (Some(opts), Some(cluster)) if objects.served("longhorn.io", "Volume") => {
+                        crate::datatest::run(cluster, opts, &mut checks).await?
+                    }
+                    (Some(_), None) => checks.not_run(
+                        "storage/data-roundtrip",
+                        "the data test needs a live cluster, not --cluster-dump",
+                    ),
+                    _ => {}
                 }
+                Ok::<Checks, ValidateError>(checks)
             };
-            match tokio::time::timeout(deadline, read).await {
+            // The data test has its own deadline per Job; reading gets --timeout.
+            let total = deadline * if data_test.is_some() { 3 } else { 1 };
+            match tokio::time::timeout(total, work).await {
                 Ok(r) => r.map_err(validate_error),
                 Err(_) => Err(CliError::environment(format!(
-                    "the cluster was not read within --timeout {}",
+                    "the checks did not finish within --timeout {}",
                     args.timeout
                 ))),
             }
         })
     })?;
-    let checks: Checks = match validator {
-        Validator::Flux => crate::flux::check(
-            &objects,
-            &FluxOptions {
-                namespace: args.flux_namespace.clone(),
-                allow_suspended: args.allow_suspended,
-            },
-        ),
-        Validator::Apps => crate::apps::check(&objects),
-    };
     let mut report = ValidationReport {
         api_version: ApiVersion,
         kind: Default::default(),

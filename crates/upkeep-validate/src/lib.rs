@@ -14,8 +14,10 @@
 pub mod apps;
 mod baseline;
 pub mod cli;
+pub mod datatest;
 pub mod flux;
 mod objects;
+pub mod storage;
 
 pub use baseline::{compare, regressions};
 pub use objects::{Objects, Selection};
