@@ -195,3 +195,49 @@ fn bad_input_is_one_line_and_exit_2_and_a_dump_works_offline() {
     assert_eq!((code, dcode), (1, 1), "{stderr}");
     assert_eq!(failing(&live), failing(&from_dump));
 }
+
+#[test]
+fn reconcile_asks_flux_and_waits_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let homelab = workspace().join("testdata/clusters/homelab");
+    let sim_yaml =
+        std::fs::read_to_string(workspace().join("testdata/sim-cluster/homelab-SIM.yaml")).unwrap();
+    let sim = Sim::start(&homelab, Some(&sim_yaml));
+    let (code, report, stderr) = run(validate(&sim, tmp.path()).args([
+        "--reconcile",
+        "--timeout",
+        "20s",
+        "-n",
+        "podinfo",
+        "-n",
+        "home",
+    ]));
+    assert_eq!(code, 0, "{stderr} {report}");
+    let asked: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "flux/reconcile")
+        .collect();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(asked.iter().all(|c| c["status"] == "pass"), "{asked:?}");
+    // The request is on the object, and Flux's echo of it.
+    let hr = sim.json(&["-n", "podinfo", "get", "helmrelease", "podinfo"]);
+    let at = hr["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
+        .as_str()
+        .unwrap();
+    assert_eq!(hr["status"]["lastHandledReconcileAt"], at);
+    drop(sim);
+
+    // No Flux controller running: nothing handles the request, and that fails.
+    let sim = Sim::start(&homelab, None);
+    let (code, report, _) =
+        run(validate(&sim, tmp.path()).args(["--reconcile", "--timeout", "2s", "-n", "podinfo"]));
+    assert_eq!(code, 1);
+    let f = failing(&report);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].1.contains("did not handle the reconcile request"),
+        "{f:?}"
+    );
+}

@@ -56,6 +56,10 @@ pub struct ValidateArgs {
     /// validate-flux: a suspended object passes instead of warning.
     #[arg(long)]
     pub allow_suspended: bool,
+    /// validate-flux: first ask every Kustomization and HelmRelease to reconcile
+    /// (as `flux reconcile` does) and wait, within --timeout, until each has.
+    #[arg(long)]
+    pub reconcile: bool,
     /// validate-flux: the namespace Flux's controllers run in.
     #[arg(long, value_name = "NS", default_value = "flux-system")]
     pub flux_namespace: String,
@@ -121,6 +125,8 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
     let checks = upkeep_cli::without_kube_errors(|| {
         runtime.block_on(async {
             let work = async {
+                // Checks made before the objects are read (the reconcile requests).
+                let mut early = Checks::default();
                 let (objects, cluster) = match &args.cluster_dump {
                     Some(path) => {
                         let src = FileSource::load([path]).map_err(ValidateError::from)?;
@@ -133,6 +139,10 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                             ..ConnectOptions::default()
                         };
                         let cluster = Cluster::connect(&opts).await?;
+                        if validator == Validator::Flux && args.reconcile {
+                            crate::flux::reconcile(&cluster, &selection, deadline, &mut early)
+                                .await?;
+                        }
                         (
                             Objects::read(&cluster, kinds, &selection).await?,
                             Some(cluster),
@@ -150,6 +160,9 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                     Validator::Apps => crate::apps::check(&objects),
                     Validator::Storage => crate::storage::check(&objects),
                 };
+                early.checks.append(&mut checks.checks);
+                early.not_run.append(&mut checks.not_run);
+                let mut checks = early;
                 match (&data_test, &cluster) {
                     (Some(opts), Some(cluster)) if objects.served("longhorn.io", "Volume") => {
                         crate::datatest::run(cluster, opts, &mut checks).await?
@@ -163,7 +176,12 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                 Ok::<Checks, ValidateError>(checks)
             };
             // The data test has its own deadline per Job; reading gets --timeout.
-            let total = deadline * if data_test.is_some() { 3 } else { 1 };
+            let total = deadline
+                * if data_test.is_some() || args.reconcile {
+                    3
+                } else {
+                    1
+                };
             match tokio::time::timeout(total, work).await {
                 Ok(r) => r.map_err(validate_error),
                 Err(_) => Err(CliError::environment(format!(

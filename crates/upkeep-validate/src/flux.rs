@@ -292,6 +292,93 @@ fn chart_version(hr: &Value, out: &mut Checks) {
     out.push(name, status, &detail, refs, start);
 }
 
+/// The annotation `flux reconcile` sets, and the status field that echoes it.
+const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// `--reconcile`: asks every selected Kustomization and HelmRelease to
+/// reconcile now (as `flux reconcile` does) and waits, within `within`,
+/// until each has handled the request, so the checks that follow see the
+/// state after a fresh reconcile rather than one from minutes ago. Each
+/// object is a check: handled in time, or not.
+pub async fn reconcile(
+    cluster: &upkeep_kube::Cluster,
+    sel: &crate::Selection,
+    within: std::time::Duration,
+    out: &mut Checks,
+) -> Result<(), crate::ValidateError> {
+    use upkeep_kube::{ClusterRead, ResourceRef, Until};
+    let token = jiff::Timestamp::now().to_string();
+    let kinds = [
+        ("kustomize.toolkit.fluxcd.io", "Kustomization"),
+        ("helm.toolkit.fluxcd.io", "HelmRelease"),
+    ];
+    let objects = Objects::read(cluster, &kinds, sel).await?;
+    let mut asked = Vec::new();
+    for (group, kind) in kinds {
+        let Ok(res) = cluster.resource(&ResourceRef::preferred(group, kind)).await else {
+            continue;
+        };
+        for o in objects.of_kind(group, kind) {
+            if o.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+                continue;
+            }
+            let ns = str_at(o, "/metadata/namespace").map(str::to_string);
+            let name = str_at(o, "/metadata/name").unwrap_or_default().to_string();
+            let patch = serde_json::json!({"metadata": {"annotations": {REQUESTED_AT: token}}});
+            cluster
+                .patch_merge(&res, ns.as_deref(), &name, &patch)
+                .await?;
+            asked.push((res.clone(), ns, name, object_ref(o)));
+        }
+    }
+    let deadline = Instant::now() + within;
+    for (res, ns, name, r) in asked {
+        let start = Instant::now();
+        // Past the shared deadline each object still gets one short look.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(std::time::Duration::from_secs(1));
+        let wanted = token.clone();
+        let until = Until::custom(
+            "status.lastHandledReconcileAt echoes the request",
+            move |o| {
+                o.data
+                    .pointer("/status/lastHandledReconcileAt")
+                    .and_then(Value::as_str)
+                    == Some(wanted.as_str())
+            },
+        );
+        let who = format!(
+            "{} {}",
+            r.kind,
+            match &ns {
+                Some(n) => format!("{n}/{name}"),
+                None => name.clone(),
+            }
+        );
+        match cluster.wait_for(&res, ns.as_deref(), &name, &until, left).await {
+            Ok(_) => out.push("flux/reconcile", CheckStatus::Pass, &format!("{who} reconciled on request"), vec![r], start),
+            Err(e) if e.is_environment() && !matches!(e, upkeep_kube::KubeError::WaitTimeout { .. }) => {
+                return Err(e.into());
+            }
+            Err(e) => out.push(
+                "flux/reconcile",
+                CheckStatus::Fail,
+                &match e {
+                    upkeep_kube::KubeError::WaitTimeout { .. } => format!(
+                        "{who} did not handle the reconcile request within {}s: is its controller running?",
+                        within.as_secs()
+                    ),
+                    e => format!("{who}: {e}"),
+                },
+                vec![r],
+                start,
+            ),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
