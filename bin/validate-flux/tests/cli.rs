@@ -135,6 +135,14 @@ fn stalled_failed_and_drifted_releases_are_caught_and_a_baseline_blames_only_new
         "-p",
         r#"{"status":{"conditions":[{"type":"Ready","status":"False","reason":"UpgradeFailed","message":"post-upgrade hook failed","lastTransitionTime":"2026-11-28T04:00:00Z"}]}}"#,
     ]);
+    // helm-controller's Event about it, which the report gives as the likely cause.
+    let event = tmp.path().join("event.yaml");
+    std::fs::write(
+        &event,
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: longhorn-manual.1875a\n  namespace: longhorn-system\ninvolvedObject:\n  apiVersion: helm.toolkit.fluxcd.io/v2\n  kind: HelmRelease\n  name: longhorn-manual\n  namespace: longhorn-system\nreason: UpgradeFailed\nmessage: 'Helm upgrade failed for release longhorn-system/longhorn-manual: post-upgrade hooks failed'\ntype: Warning\nlastTimestamp: '2026-11-28T04:00:00Z'\nsource:\n  component: helm-controller\n",
+    )
+    .unwrap();
+    sim.kubectl(&["create", "-f", event.to_str().unwrap()]);
     let (code, after, _) = run(validate(&sim, tmp.path()).arg("--baseline").arg(&baseline));
     assert_eq!(code, 1);
     let new: Vec<&Value> = after["checks"]
@@ -150,6 +158,20 @@ fn stalled_failed_and_drifted_releases_are_caught_and_a_baseline_blames_only_new
             .as_str()
             .unwrap()
             .contains("post-upgrade hook failed")
+    );
+    let cause = new[0]["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("Warning HelmRelease UpgradeFailed: Helm upgrade failed"),
+        "{cause}"
+    );
+    // Old failures are not explained: they are not the update's.
+    assert!(
+        after["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["regression"] == false)
+            .all(|c| c.get("cause").is_none())
     );
 }
 

@@ -122,7 +122,7 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
             ..Default::default()
         }
     });
-    let checks = upkeep_cli::without_kube_errors(|| {
+    let report = upkeep_cli::without_kube_errors(|| {
         runtime.block_on(async {
             let work = async {
                 // Checks made before the objects are read (the reconcile requests).
@@ -173,7 +173,26 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                     ),
                     _ => {}
                 }
-                Ok::<Checks, ValidateError>(checks)
+                let mut report = ValidationReport {
+                    api_version: ApiVersion,
+                    kind: Default::default(),
+                    validator: validator.name().to_string(),
+                    started_at,
+                    finished_at: Timestamp::now(),
+                    checks: checks.checks,
+                    not_run: checks.not_run,
+                    after_step: None,
+                };
+                if let Some(b) = &baseline {
+                    crate::compare(&mut report, b);
+                    if let Some(cluster) = &cluster {
+                        // A cause is a help, not a verdict: failing to read Events does not fail the run.
+                        if let Err(e) = crate::cause::explain(cluster, &mut report).await {
+                            tracing::warn!("cannot read the Events of the regressions: {e}");
+                        }
+                    }
+                }
+                Ok::<ValidationReport, ValidateError>(report)
             };
             // The data test has its own deadline per Job; reading gets --timeout.
             let total = deadline
@@ -191,19 +210,6 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
             }
         })
     })?;
-    let mut report = ValidationReport {
-        api_version: ApiVersion,
-        kind: Default::default(),
-        validator: validator.name().to_string(),
-        started_at,
-        finished_at: Timestamp::now(),
-        checks: checks.checks,
-        not_run: checks.not_run,
-        after_step: None,
-    };
-    if let Some(b) = &baseline {
-        crate::compare(&mut report, b);
-    }
     let failing = crate::regressions(&report, baseline.is_some());
     let mut out = Output::new();
     match args.output {

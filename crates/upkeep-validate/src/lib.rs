@@ -13,6 +13,7 @@
 
 pub mod apps;
 mod baseline;
+pub mod cause;
 pub mod cli;
 pub mod datatest;
 pub mod flux;
