@@ -634,17 +634,7 @@ fn a_failed_datastore_job_fails_the_restore_point() {
 #[test]
 fn an_unreachable_cluster_is_one_line_and_exit_3() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let kc = tmp.path().join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"),
-    )
-    .unwrap();
+    let (kc, port) = unreachable_kubeconfig(tmp.path());
     let out = tmp.path().join("p");
     let (code, stdout, stderr) = run(tool(BIN, tmp.path())
         .args(["create", "--exclude-secrets", "--kubeconfig"])

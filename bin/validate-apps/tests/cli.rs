@@ -153,17 +153,7 @@ fn healthy_workloads_pass_and_broken_ones_are_each_caught() {
 #[test]
 fn an_unreachable_cluster_is_exit_3_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let kc = tmp.path().join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"),
-    )
-    .unwrap();
+    let (kc, _) = unreachable_kubeconfig(tmp.path());
     let out = tool(BIN, tmp.path())
         .arg("--kubeconfig")
         .arg(&kc)
