@@ -235,12 +235,16 @@ fn run(args: Args) -> Result<Outcome, CliError> {
                 out.text(&format!("NOTE {n}\n"))?;
             }
             out.text(&format!(
-                "{}: {} files checked, {} decrypted, {} Longhorn objects found, datastore snapshot {}, {} problems\n",
+                "{}: {} files checked, {} decrypted, {} Longhorn objects found{}, {} problems\n",
                 v.path.display(),
                 report.files,
                 report.decrypted,
                 report.volumes_checked,
-                if report.datastore_checked { "found" } else { "not checked" },
+                if report.datastore_checked {
+                    ", datastore snapshot found"
+                } else {
+                    ""
+                },
                 report.problems.len()
             ))?;
             if report.problems.is_empty() {
