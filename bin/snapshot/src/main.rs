@@ -191,7 +191,8 @@ fn run(args: Args) -> Result<Outcome, CliError> {
             // Our error names the operation and server; kube's own ERROR line would repeat it.
             let manifest = upkeep_cli::without_kube_errors(|| {
                 runtime.block_on(async {
-                    let cluster = connect(&settings).await?;
+                    let cluster =
+                        connect(upkeep_cli::cluster_choice(&c.cluster, &settings)).await?;
                     upkeep_snapshot::create(&cluster, &opts)
                         .await
                         .map_err(snapshot_error)
@@ -215,7 +216,7 @@ fn run(args: Args) -> Result<Outcome, CliError> {
             let report = upkeep_cli::without_kube_errors(|| {
                 runtime.block_on(async {
                     let cluster = if v.check_cluster {
-                        Some(connect(&settings).await?)
+                        Some(connect(upkeep_cli::cluster_choice(&v.cluster, &settings)).await?)
                     } else {
                         None
                     };
@@ -307,10 +308,10 @@ fn duration(flag: &str, s: &str) -> Result<Duration, CliError> {
     upkeep_config::parse_duration(s).map_err(|e| CliError::usage(format!("{flag}: {e}")))
 }
 
-async fn connect(settings: &upkeep_config::Settings) -> Result<Cluster, CliError> {
+async fn connect(choice: upkeep_cli::ClusterChoice) -> Result<Cluster, CliError> {
     let opts = ConnectOptions {
-        kubeconfig: settings.kubeconfig.clone(),
-        context: settings.context.clone(),
+        kubeconfig: choice.kubeconfig,
+        context: choice.context,
         ..ConnectOptions::default()
     };
     Cluster::connect(&opts).await.map_err(|e| {

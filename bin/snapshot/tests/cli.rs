@@ -647,3 +647,22 @@ fn an_unreachable_cluster_is_one_line_and_exit_3() {
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_kubeconfig_list_in_the_environment_is_merged_as_kubectl_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&workspace().join("testdata/clusters/homelab"), None);
+    let list = format!(
+        "{}:{}",
+        tmp.path().join("missing-kubeconfig").display(),
+        sim.kubeconfig().display()
+    );
+    let out = tmp.path().join("p");
+    let (code, stdout, stderr) = run(tool(BIN, tmp.path())
+        .env("KUBECONFIG", &list)
+        .args(["create", "--exclude-secrets", "--out"])
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(m["files"].as_array().unwrap().len() > 50);
+}

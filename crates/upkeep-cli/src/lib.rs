@@ -22,7 +22,9 @@ pub use logging::{LogArgs, LogFormat, init_logging};
 pub use output::{Format, Output};
 pub use progress::progress_bar;
 pub use quiet::without_kube_errors;
-pub use settings::{ClusterArgs, ConfigArgs, UpstreamArgs, load_settings};
+pub use settings::{
+    ClusterArgs, ClusterChoice, ConfigArgs, UpstreamArgs, cluster_choice, load_settings,
+};
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -72,3 +72,32 @@ pub fn load_settings(
     }
     upkeep_config::resolve(path, &file, &o, &env).map_err(CliError::usage)
 }
+
+/// Which cluster a tool talks to: the kubeconfig to hand to upkeep-kube,
+/// the context, and whether the user named a cluster at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterChoice {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// `--kubeconfig`, `--context` or upkeep.yaml's `cluster.*` said so
+    /// (`KUBECONFIG` and `~/.kube/config` alone do not).
+    pub explicit: bool,
+}
+
+/// `settings.kubeconfig` folds `KUBECONFIG` in as one path, but a
+/// `KUBECONFIG` list is upkeep-kube's to merge, as kubectl does: so only
+/// the flag and upkeep.yaml name a single file here, and an environment
+/// `KUBECONFIG` is left to upkeep-kube.
+pub fn cluster_choice(args: &ClusterArgs, settings: &Settings) -> ClusterChoice {
+    let env_kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .or_else(|| settings.kubeconfig.clone().filter(|_| !env_kubeconfig));
+    let explicit = kubeconfig.is_some() || settings.context.is_some();
+    ClusterChoice {
+        kubeconfig,
+        context: settings.context.clone(),
+        explicit,
+    }
+}

@@ -261,23 +261,18 @@ fn cluster_input(
     if let Some(path) = &args.cluster_dump {
         return Ok(ClusterInput::Dump(DumpFile::new(path)));
     }
-    // settings.kubeconfig folds KUBECONFIG in as one path; a KUBECONFIG list
-    // is upkeep-kube's to merge, as kubectl does, so only the flag and
-    // upkeep.yaml are taken from it.
-    let env_kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
-    let kubeconfig = args
-        .cluster
-        .kubeconfig
-        .clone()
-        .or_else(|| settings.kubeconfig.clone().filter(|_| !env_kubeconfig));
-    let explicit = kubeconfig.is_some() || settings.context.is_some();
+    let upkeep_cli::ClusterChoice {
+        kubeconfig,
+        context,
+        explicit,
+    } = upkeep_cli::cluster_choice(&args.cluster, settings);
     let implicit_wanted = !have_current && settings.gitops_dir.is_none();
     if !explicit && !implicit_wanted {
         return Ok(ClusterInput::None);
     }
     let opts = ConnectOptions {
         kubeconfig,
-        context: settings.context.clone(),
+        context,
         ..ConnectOptions::default()
     };
     match KubeCluster::configure(&opts) {

@@ -155,16 +155,10 @@ pub fn run(args: RestoreArgs) -> Result<Outcome, CliError> {
         if args.dry_run { ", server dry run" } else { "" }
     );
 
-    // KUBECONFIG may be a list, which upkeep-kube merges as kubectl does: only the flag and
-    // upkeep.yaml name a single file here.
-    let env_kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    let choice = upkeep_cli::cluster_choice(&args.cluster, &settings);
     let connect = ConnectOptions {
-        kubeconfig: args
-            .cluster
-            .kubeconfig
-            .clone()
-            .or_else(|| settings.kubeconfig.clone().filter(|_| !env_kubeconfig)),
-        context: settings.context.clone(),
+        kubeconfig: choice.kubeconfig,
+        context: choice.context,
         ..ConnectOptions::default()
     };
     let mut opts = RestoreOptions::new(args.mode.into());

@@ -133,9 +133,10 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                         (Objects::read(&src, kinds, &selection).await?, None)
                     }
                     None => {
+                        let choice = upkeep_cli::cluster_choice(&args.cluster, &settings);
                         let opts = ConnectOptions {
-                            kubeconfig: settings.kubeconfig.clone(),
-                            context: settings.context.clone(),
+                            kubeconfig: choice.kubeconfig,
+                            context: choice.context,
                             ..ConnectOptions::default()
                         };
                         let cluster = Cluster::connect(&opts).await?;
