@@ -188,6 +188,20 @@ pub struct ObjectRef {
     pub name: String,
 }
 
+impl ObjectRef {
+    /// The reference to a Kubernetes object given as JSON (its `apiVersion`,
+    /// `kind`, `metadata.namespace` and `metadata.name`; absent ones empty).
+    pub fn of(obj: &serde_json::Value) -> ObjectRef {
+        let s = |p: &str| obj.pointer(p).and_then(serde_json::Value::as_str);
+        ObjectRef {
+            api_version: s("/apiVersion").unwrap_or_default().to_string(),
+            kind: s("/kind").unwrap_or_default().to_string(),
+            namespace: s("/metadata/namespace").map(str::to_string),
+            name: s("/metadata/name").unwrap_or_default().to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {

@@ -349,44 +349,16 @@ impl Cluster {
         obj: &Value,
         opts: &ApplyOptions,
     ) -> Result<DynamicObject, KubeError> {
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty());
-        let Some(name) = name else {
-            return Err(KubeError::InvalidObject {
-                op: "apply".to_string(),
-                target: res.kind().to_string(),
-                detail: "object has no metadata.name".to_string(),
-            });
-        };
-        let ns = self.namespace_for(
-            res,
-            obj.pointer("/metadata/namespace").and_then(Value::as_str),
-        );
-        let target = res.object_target(ns, name);
-        let mut body = obj.clone();
-        if let Some(map) = body.as_object_mut() {
-            // Apply needs both; fill them from the resource when the caller left them out.
-            map.entry("apiVersion")
-                .or_insert_with(|| Value::String(res.api.api_version.clone()));
-            map.entry("kind")
-                .or_insert_with(|| Value::String(res.api.kind.clone()));
-        } else {
-            return Err(KubeError::InvalidObject {
-                op: "apply".to_string(),
-                target,
-                detail: "object is not a JSON object".to_string(),
-            });
-        }
+        // Apply needs apiVersion and kind; write_body fills them from the resource.
+        let (name, ns, target, body) = self.write_body("apply", res, obj)?;
         let mut params = PatchParams::apply(&opts.field_manager);
         params.force = opts.force;
         params.dry_run = opts.dry_run;
-        let api = self.api_for(res, ns);
+        let api = self.api_for(res, ns.as_deref());
         self.call(
             "apply",
             &target,
-            api.patch(name, &params, &Patch::Apply(&body)),
+            api.patch(&name, &params, &Patch::Apply(&body)),
         )
         .await
     }
@@ -427,7 +399,7 @@ impl Cluster {
         .await
     }
 
-    /// The name, namespace, target text and typed body of an object to POST or PUT, filling
+    /// The name, namespace, target text and typed body of an object to apply, POST or PUT, filling
     /// apiVersion and kind from the resource when the caller left them out.
     fn write_body(
         &self,

@@ -70,13 +70,7 @@ impl RestoreRun {
 
 /// The `ObjectRef` of a stored object.
 pub fn object_ref(obj: &Value) -> ObjectRef {
-    let s = |p: &str| obj.pointer(p).and_then(Value::as_str);
-    ObjectRef {
-        api_version: s("/apiVersion").unwrap_or("").to_string(),
-        kind: s("/kind").unwrap_or("").to_string(),
-        namespace: s("/metadata/namespace").map(str::to_string),
-        name: s("/metadata/name").unwrap_or("").to_string(),
-    }
+    ObjectRef::of(obj)
 }
 
 /// Checks that every object names what a write needs, before anything is written.

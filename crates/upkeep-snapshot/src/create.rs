@@ -317,19 +317,9 @@ fn record_revision(obj: &Value, out: &mut Vec<RecordedRevision>) {
     };
     if let Some(rev) = revision.and_then(Value::as_str).filter(|r| !r.is_empty()) {
         out.push(RecordedRevision {
-            object: object_ref(obj),
+            object: ObjectRef::of(obj),
             revision: rev.to_string(),
         });
-    }
-}
-
-fn object_ref(obj: &Value) -> ObjectRef {
-    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_string);
-    ObjectRef {
-        api_version: s("/apiVersion").unwrap_or_default(),
-        kind: s("/kind").unwrap_or_default(),
-        namespace: s("/metadata/namespace"),
-        name: s("/metadata/name").unwrap_or_default(),
     }
 }
 
@@ -381,7 +371,7 @@ async fn protect_volumes(
     };
     let apply = ApplyOptions::new(FIELD_MANAGER);
     for vol in volumes {
-        let vref = object_ref(vol);
+        let vref = ObjectRef::of(vol);
         let ns = vref.namespace.clone();
         // Longhorn names snapshots per volume; ours say which restore point made them.
         let snap_name = format!("{point}-{}", vref.name).to_lowercase();

@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use serde_json::Value;
-use upkeep_contract::CheckStatus;
+use upkeep_contract::{CheckStatus, ObjectRef};
 
-use crate::{Checks, Objects, condition, display, int_at, object_ref, str_at};
+use crate::{Checks, Objects, condition, display, int_at, str_at};
 
 /// What `validate-apps` lists.
 pub const KINDS: &[(&str, &str)] = &[
@@ -51,7 +51,7 @@ pub fn check(objects: &Objects) -> Checks {
                 &format!("apps/{}-ready", kind.to_ascii_lowercase()),
                 status,
                 &detail,
-                vec![object_ref(w)],
+                vec![ObjectRef::of(w)],
                 start,
             );
         }
@@ -73,7 +73,7 @@ pub fn check(objects: &Objects) -> Checks {
             "apps/job-not-failed",
             status,
             &detail,
-            vec![object_ref(j)],
+            vec![ObjectRef::of(j)],
             start,
         );
     }
@@ -116,7 +116,7 @@ fn pod(p: &Value, out: &mut Checks) {
         "apps/pod-not-stuck",
         status,
         &detail,
-        vec![object_ref(p)],
+        vec![ObjectRef::of(p)],
         start,
     );
 }

@@ -9,10 +9,10 @@
 use std::time::Instant;
 
 use serde_json::Value;
-use upkeep_contract::CheckStatus;
+use upkeep_contract::{CheckStatus, ObjectRef};
 use upkeep_version::{Constraint, Version};
 
-use crate::{Checks, Objects, condition, display, int_at, object_ref, str_at};
+use crate::{Checks, Objects, condition, display, int_at, str_at};
 
 /// What `validate-flux` lists.
 pub const KINDS: &[(&str, &str)] = &[
@@ -117,7 +117,7 @@ fn controllers(objects: &Objects, opts: &FluxOptions, out: &mut Checks) {
             "flux/controllers-available",
             status,
             &detail,
-            vec![object_ref(d)],
+            vec![ObjectRef::of(d)],
             start,
         );
     }
@@ -135,7 +135,7 @@ fn ready(o: &Value, opts: &FluxOptions, out: &mut Checks) {
     let start = Instant::now();
     let name = check_name(o);
     let who = format!("{} {}", str_at(o, "/kind").unwrap_or(""), display(o));
-    let refs = vec![object_ref(o)];
+    let refs = vec![ObjectRef::of(o)];
     if o.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
         let status = if opts.allow_suspended {
             CheckStatus::Pass
@@ -222,12 +222,12 @@ fn revision(k: &Value, objects: &Objects, out: &mut Checks) {
             name,
             CheckStatus::Fail,
             &format!("{who}: its source {source_kind} {source_ns}/{source_name} does not exist"),
-            vec![object_ref(k)],
+            vec![ObjectRef::of(k)],
             start,
         );
         return;
     };
-    let refs = vec![object_ref(k), object_ref(source)];
+    let refs = vec![ObjectRef::of(k), ObjectRef::of(source)];
     let applied = str_at(k, "/status/lastAppliedRevision");
     let artifact = str_at(source, "/status/artifact/revision");
     let (status, detail) = match (applied, artifact) {
@@ -260,7 +260,7 @@ fn chart_version(hr: &Value, out: &mut Checks) {
     };
     let installed = str_at(hr, "/status/history/0/chartVersion")
         .or_else(|| str_at(hr, "/status/lastAppliedRevision"));
-    let refs = vec![object_ref(hr)];
+    let refs = vec![ObjectRef::of(hr)];
     let Some(installed) = installed else {
         out.push(
             name,
@@ -328,7 +328,7 @@ pub async fn reconcile(
             cluster
                 .patch_merge(&res, ns.as_deref(), &name, &patch)
                 .await?;
-            asked.push((res.clone(), ns, name, object_ref(o)));
+            asked.push((res.clone(), ns, name, ObjectRef::of(o)));
         }
     }
     let deadline = Instant::now() + within;

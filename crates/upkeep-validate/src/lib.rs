@@ -94,15 +94,6 @@ pub(crate) fn int_at(v: &Value, pointer: &str) -> Option<i64> {
     v.pointer(pointer).and_then(Value::as_i64)
 }
 
-pub(crate) fn object_ref(v: &Value) -> ObjectRef {
-    ObjectRef {
-        api_version: str_at(v, "/apiVersion").unwrap_or_default().to_string(),
-        kind: str_at(v, "/kind").unwrap_or_default().to_string(),
-        namespace: str_at(v, "/metadata/namespace").map(str::to_string),
-        name: str_at(v, "/metadata/name").unwrap_or_default().to_string(),
-    }
-}
-
 /// `namespace/name` or `name`.
 pub(crate) fn display(v: &Value) -> String {
     let name = str_at(v, "/metadata/name").unwrap_or("<unnamed>");

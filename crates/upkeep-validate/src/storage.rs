@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use serde_json::Value;
-use upkeep_contract::CheckStatus;
+use upkeep_contract::{CheckStatus, ObjectRef};
 
-use crate::{Checks, Objects, condition, display, int_at, object_ref, str_at};
+use crate::{Checks, Objects, condition, display, int_at, str_at};
 
 const LH: &str = "longhorn.io";
 
@@ -85,7 +85,7 @@ fn components(objects: &Objects, out: &mut Checks) {
             "storage/manager-ready",
             status,
             &format!("{who}: {have}/{want} ready"),
-            vec![object_ref(d)],
+            vec![ObjectRef::of(d)],
             start,
         );
     }
@@ -112,7 +112,7 @@ fn components(objects: &Objects, out: &mut Checks) {
             "storage/engine-image-deployed",
             status,
             &format!("{who} is {state}"),
-            vec![object_ref(e)],
+            vec![ObjectRef::of(e)],
             start,
         );
     }
@@ -155,7 +155,7 @@ fn node(n: &Value, out: &mut Checks) {
         "storage/node-ready",
         status,
         &detail,
-        vec![object_ref(n)],
+        vec![ObjectRef::of(n)],
         start,
     );
 }
@@ -237,7 +237,7 @@ fn volume(v: &Value, objects: &Objects, out: &mut Checks) {
         "storage/volume-healthy",
         status,
         &detail,
-        vec![object_ref(v)],
+        vec![ObjectRef::of(v)],
         start,
     );
 }
