@@ -164,3 +164,132 @@ fn an_unreachable_cluster_is_exit_3_with_one_line() {
     assert!(out.stdout.is_empty());
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// After an update step: a pod that restarted since the baseline and a
+/// Deployment that fell short are regressions, each naming the step and
+/// the objects it changed; what was already broken before is not blamed.
+#[test]
+fn after_a_step_new_restarts_are_regressions_that_name_the_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = homelab_with(tmp.path(), BROKEN);
+    let sim = Sim::start(&fixture, None);
+    let before = tmp.path().join("before.json");
+    let out = tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the fixture has broken objects");
+    std::fs::write(&before, &out.stdout).unwrap();
+
+    // The update: jellyfin's container is OOM-killed after the baseline,
+    // and its Deployment is short of a replica.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let status = serde_json::json!({"status": {"containerStatuses": [{
+        "name": "main", "image": "jellyfin/jellyfin:10.10.3", "imageID": "", "ready": true,
+        "restartCount": 3, "state": {"running": {"startedAt": now}},
+        "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": now}}}]}});
+    sim.kubectl(&[
+        "-n",
+        "media",
+        "patch",
+        "pod",
+        "jellyfin-28d81f2e7f-aade7",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+    sim.kubectl(&[
+        "-n",
+        "media",
+        "patch",
+        "deployment",
+        "jellyfin",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"readyReplicas":0,"availableReplicas":0}}"#,
+    ]);
+    let step = tmp.path().join("apply.json");
+    std::fs::write(
+        &step,
+        serde_json::json!({
+            "apiVersion": "upkeep.dev/v1alpha1", "kind": "ApplyResult",
+            "component": {"kind": "chart", "name": "jellyfin", "namespace": "media"},
+            "from": "2.1.0", "to": "2.2.0", "mode": "gitops", "status": "applied",
+            "startedAt": "2026-11-28T10:00:00Z", "finishedAt": "2026-11-28T10:01:00Z",
+            "commit": "4f2a9c1e0b7d6a5c4f2a9c1e0b7d6a5c4f2a9c1e",
+            "objects": [
+                {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "namespace": "media", "name": "jellyfin"},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "media", "name": "jellyfin"}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (code, report) = run(tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .arg("--baseline")
+        .arg(&before)
+        .arg("--after-step")
+        .arg(&step));
+    assert_eq!(code, 1);
+    assert_eq!(report["afterStep"]["to"], "2.2.0");
+    let regressions: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["regression"] == true)
+        .collect();
+    let names: Vec<&str> = regressions
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["apps/deployment-ready", "apps/pod-no-new-restarts"],
+        "{regressions:?}"
+    );
+    let restart = regressions[1];
+    assert!(
+        restart["detail"]
+            .as_str()
+            .unwrap()
+            .contains("restarted at ")
+            && restart["detail"].as_str().unwrap().contains("OOMKilled"),
+        "{restart}"
+    );
+    let cause = regressions[0]["cause"].as_str().unwrap();
+    assert!(
+        cause.starts_with("after chart media/jellyfin 2.1.0 -> 2.2.0 (commit 4f2a9c1e0b7d)")
+            && cause.contains("which changed Deployment media/jellyfin, HelmRelease media/jellyfin")
+            && cause.contains("this check looked at an object the step changed"),
+        "{cause}"
+    );
+    // The pod is not one of the step's objects, but it is in the namespace.
+    let cause = restart["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("which changed HelmRelease media/jellyfin") && !cause.contains("looked at"),
+        "{cause}"
+    );
+    // The failures already in the baseline are reported, not regressions.
+    assert!(failing(&report).len() >= 4, "{:?}", failing(&report));
+
+    // A malformed --after-step is bad input: exit 2, one line, no report.
+    std::fs::write(&step, "{\"kind\": \"ApplyResult\"").unwrap();
+    let out = tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .arg("--after-step")
+        .arg(&step)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--after-step"), "{stderr}");
+}

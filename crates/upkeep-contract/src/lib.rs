@@ -41,7 +41,7 @@ pub use updates::{
     ReportSummary, Requires, Security, Source, SourceType, UpdateReport,
 };
 pub use upkeep_version::{Constraint, K3sVersion, MinorVersion, UpdateType, Version};
-pub use validation::{Check, CheckStatus, ValidationReport};
+pub use validation::{AfterStep, Check, CheckStatus, ValidationReport};
 
 /// A document type: knows its `kind` and the file name of its schema.
 pub trait DocumentKind: Serialize + DeserializeOwned + schemars::JsonSchema {

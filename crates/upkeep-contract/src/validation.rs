@@ -3,8 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use upkeep_version::Version;
+
+use crate::apply::ApplyResult;
 use crate::common::{ObjectRef, SafeText, Timestamp};
 use crate::kind::{self, ApiVersion};
+use crate::updates::Component;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
@@ -49,7 +53,40 @@ pub struct ValidationReport {
     /// Checks that could not run, and why.
     #[serde(default)]
     pub not_run: Vec<Check>,
-    /// The run step this report follows, when run by the orchestrator.
+    /// The update step this report follows, so that a regression can name
+    /// what the step changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after_step: Option<usize>,
+    pub after_step: Option<AfterStep>,
+}
+
+/// The update step a report follows: what changed, and which objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AfterStep {
+    /// 1-based position in the plan, when run by the orchestrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub component: Component,
+    pub from: Version,
+    pub to: Version,
+    /// The GitOps commit the step made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The objects the step changed.
+    #[serde(default)]
+    pub objects: Vec<ObjectRef>,
+}
+
+impl AfterStep {
+    /// The step an `ApplyResult` describes (its plan index is not part of it).
+    pub fn from_apply(result: &ApplyResult) -> AfterStep {
+        AfterStep {
+            index: None,
+            component: result.component.clone(),
+            from: result.from.clone(),
+            to: result.to.clone(),
+            commit: result.commit.clone(),
+            objects: result.objects.clone(),
+        }
+    }
 }

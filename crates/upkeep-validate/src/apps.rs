@@ -1,5 +1,6 @@
 //! `validate-apps`: the workloads are at their desired ready replicas, no
-//! pod is stuck waiting to start, no Job has failed.
+//! pod is stuck waiting to start or has restarted since the baseline, no
+//! Job has failed.
 
 use std::time::Instant;
 
@@ -26,7 +27,9 @@ const STUCK: &[&str] = &[
     "InvalidImageName",
 ];
 
-pub fn check(objects: &Objects) -> Checks {
+/// Runs the checks. `since` is when the baseline report was made: a
+/// container that restarted after it fails `apps/pod-no-new-restarts`.
+pub fn check(objects: &Objects, since: Option<jiff::Timestamp>) -> Checks {
     let mut out = Checks::default();
     for (kind, want, have) in [
         ("Deployment", "/spec/replicas", "/status/readyReplicas"),
@@ -58,6 +61,17 @@ pub fn check(objects: &Objects) -> Checks {
     }
     for p in objects.of_kind("", "Pod") {
         pod(p, &mut out);
+    }
+    match since {
+        Some(since) => {
+            for p in objects.of_kind("", "Pod") {
+                restarts_since(p, since, &mut out);
+            }
+        }
+        None => out.not_run(
+            RESTARTS,
+            "needs --baseline: without an earlier report, old restarts cannot be told from new ones",
+        ),
     }
     for j in objects.of_kind("batch", "Job") {
         let start = Instant::now();
@@ -121,6 +135,56 @@ fn pod(p: &Value, out: &mut Checks) {
     );
 }
 
+const RESTARTS: &str = "apps/pod-no-new-restarts";
+
+/// A restart count alone says nothing about when: the time the previous
+/// instance of a container ended is when it last restarted.
+fn restarts_since(p: &Value, since: jiff::Timestamp, out: &mut Checks) {
+    let start = Instant::now();
+    let who = format!("Pod {}", display(p));
+    let mut restarted = Vec::new();
+    for c in ["/status/initContainerStatuses", "/status/containerStatuses"]
+        .iter()
+        .filter_map(|ptr| p.pointer(ptr).and_then(Value::as_array))
+        .flatten()
+    {
+        let count = int_at(c, "/restartCount").unwrap_or(0);
+        let last = str_at(c, "/lastState/terminated/finishedAt")
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let Some(last) = last.filter(|t| count > 0 && *t > since) else {
+            continue;
+        };
+        let why = match (
+            str_at(c, "/lastState/terminated/reason"),
+            int_at(c, "/lastState/terminated/exitCode"),
+        ) {
+            (Some(r), Some(code)) => format!(", last exit {r} (code {code})"),
+            (Some(r), None) => format!(", last exit {r}"),
+            (None, Some(code)) => format!(", last exit code {code}"),
+            (None, None) => String::new(),
+        };
+        restarted.push(format!(
+            "container {} restarted at {last} ({count} restarts in all{why})",
+            str_at(c, "/name").unwrap_or("?"),
+        ));
+    }
+    let (status, detail) = if restarted.is_empty() {
+        (
+            CheckStatus::Pass,
+            format!("{who}: no restart since the baseline at {since}"),
+        )
+    } else {
+        (
+            CheckStatus::Fail,
+            format!(
+                "{who}: {} since the baseline at {since}",
+                restarted.join("; ")
+            ),
+        )
+    };
+    out.push(RESTARTS, status, &detail, vec![ObjectRef::of(p)], start);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +205,7 @@ mod tests {
             json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "apps"},
                 "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}}),
         ]);
-        let got: Vec<(String, CheckStatus, String)> = check(&objects)
+        let got: Vec<(String, CheckStatus, String)> = check(&objects, None)
             .checks
             .into_iter()
             .map(|c| (c.name, c.status, c.detail.to_string()))
@@ -163,5 +227,43 @@ mod tests {
             status("apps/job-not-failed", "BackoffLimitExceeded"),
             CheckStatus::Fail
         );
+    }
+
+    #[test]
+    fn only_restarts_after_the_baseline_fail() {
+        let pod = |name: &str, count: i64, finished: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "apps"},
+                "status": {"containerStatuses": [{"name": "app", "restartCount": count,
+                    "state": {"running": {"startedAt": finished}},
+                    "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": finished}}}]}})
+        };
+        let objects = Objects::from_values(vec![
+            pod("old", 4, "2026-11-27T08:00:00Z"),
+            pod("new", 5, "2026-11-28T10:05:00Z"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "never", "namespace": "apps"},
+                "status": {"containerStatuses": [{"name": "app", "restartCount": 0, "state": {"running": {}}}]}}),
+        ]);
+        let since: jiff::Timestamp = "2026-11-28T10:00:00Z".parse().unwrap();
+        let out = check(&objects, Some(since));
+        let restarts: Vec<(&str, CheckStatus, String)> = out
+            .checks
+            .iter()
+            .filter(|c| c.name == RESTARTS)
+            .map(|c| (c.objects[0].name.as_str(), c.status, c.detail.to_string()))
+            .collect();
+        assert_eq!(restarts.len(), 3, "{restarts:?}");
+        assert_eq!(restarts[0].1, CheckStatus::Pass, "{restarts:?}");
+        assert_eq!(restarts[1].1, CheckStatus::Fail);
+        assert!(
+            restarts[1].2.contains("restarted at 2026-11-28T10:05:00Z")
+                && restarts[1].2.contains("OOMKilled (code 137)"),
+            "{}",
+            restarts[1].2
+        );
+        assert_eq!(restarts[2].1, CheckStatus::Pass);
+        // Without a baseline the check says why it did not run.
+        let none = check(&objects, None);
+        assert!(none.checks.iter().all(|c| c.name != RESTARTS));
+        assert!(none.not_run.iter().any(|c| c.name == RESTARTS));
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
-use upkeep_contract::{ApiVersion, CheckStatus, Timestamp, ValidationReport};
+use upkeep_contract::{
+    AfterStep, ApiVersion, ApplyResult, CheckStatus, Timestamp, ValidationReport,
+};
 use upkeep_kube::{Cluster, ConnectOptions, FileSource};
 
 use crate::flux::FluxOptions;
@@ -47,6 +49,10 @@ pub struct ValidateArgs {
     /// are regressions, and only regressions make the exit code 1.
     #[arg(long, value_name = "REPORT")]
     pub baseline: Option<PathBuf>,
+    /// The ApplyResult of the update step this run follows: the report
+    /// records it, and a regression names the objects the step changed.
+    #[arg(long, value_name = "APPLY_RESULT")]
+    pub after_step: Option<PathBuf>,
     /// Objects from a `kubectl get ... -A -o json` file instead of the cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
     pub cluster_dump: Option<PathBuf>,
@@ -99,6 +105,7 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
     let deadline = upkeep_config::parse_duration(&args.timeout)
         .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
     let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
+    let after_step = args.after_step.as_deref().map(read_step).transpose()?;
     let selection = Selection {
         namespaces: args.namespaces.clone(),
         labels: args.selector.clone(),
@@ -158,7 +165,9 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                             allow_suspended: args.allow_suspended,
                         },
                     ),
-                    Validator::Apps => crate::apps::check(&objects),
+                    Validator::Apps => {
+                        crate::apps::check(&objects, baseline.as_ref().map(|b| b.started_at.0))
+                    }
                     Validator::Storage => crate::storage::check(&objects),
                 };
                 early.checks.append(&mut checks.checks);
@@ -182,16 +191,11 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                     finished_at: Timestamp::now(),
                     checks: checks.checks,
                     not_run: checks.not_run,
-                    after_step: None,
+                    after_step: after_step.clone(),
                 };
                 if let Some(b) = &baseline {
                     crate::compare(&mut report, b);
-                    if let Some(cluster) = &cluster {
-                        // A cause is a help, not a verdict: failing to read Events does not fail the run.
-                        if let Err(e) = crate::cause::explain(cluster, &mut report).await {
-                            tracing::warn!("cannot read the Events of the regressions: {e}");
-                        }
-                    }
+                    crate::cause::explain(cluster.as_ref(), &mut report).await;
                 }
                 Ok::<ValidationReport, ValidateError>(report)
             };
@@ -270,6 +274,20 @@ fn read_baseline(path: &std::path::Path) -> Result<ValidationReport, CliError> {
         1 => Ok(docs.remove(0)),
         n => Err(CliError::usage(format!(
             "--baseline {shown}: expected one ValidationReport, found {n}"
+        ))),
+    }
+}
+
+fn read_step(path: &std::path::Path) -> Result<AfterStep, CliError> {
+    let shown = path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::usage(format!("--after-step {shown}: {e}")))?;
+    let mut docs = upkeep_contract::read_kind::<ApplyResult>(&bytes, &shown)
+        .map_err(|e| CliError::usage(format!("--after-step: {e}")))?;
+    match docs.len() {
+        1 => Ok(AfterStep::from_apply(&docs.remove(0))),
+        n => Err(CliError::usage(format!(
+            "--after-step {shown}: expected one ApplyResult, found {n}"
         ))),
     }
 }
