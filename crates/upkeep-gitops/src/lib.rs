@@ -34,6 +34,7 @@
 //! cluster.
 
 mod docs;
+mod document;
 mod layout;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use docs::split_documents;
+pub use document::{Document, document};
 pub use layout::FluxVersionHeader;
 
 /// A scalar read from a manifest, as written, with its 1-based line.

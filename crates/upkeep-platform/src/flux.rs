@@ -364,7 +364,7 @@ fn current_version(
             .of_kind("FluxInstance")
             .filter(|o| o.group() == "fluxcd.controlplane.io")
         {
-            let Some(d) = gitops::document(tree.root(), obj) else {
+            let Some(d) = upkeep_gitops::document(tree.root(), obj) else {
                 continue;
             };
             let Some((line, raw)) = d.scalar(&["spec", "distribution", "version"]) else {
@@ -391,7 +391,7 @@ fn current_version(
             .of_kind("Kustomization")
             .filter(|o| o.group() == "kustomize.config.k8s.io")
         {
-            let Some(d) = gitops::document(tree.root(), obj) else {
+            let Some(d) = upkeep_gitops::document(tree.root(), obj) else {
                 continue;
             };
             let Some((line, text)) = d.line_containing(INSTALL_REF) else {

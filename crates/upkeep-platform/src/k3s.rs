@@ -356,7 +356,7 @@ fn plan_versions(
         .of_kind("Plan")
         .filter(|o| o.group() == "upgrade.cattle.io")
     {
-        let Some(d) = gitops::document(tree.root(), obj) else {
+        let Some(d) = upkeep_gitops::document(tree.root(), obj) else {
             continue;
         };
         let name = obj.name().unwrap_or("<unnamed>").to_string();
