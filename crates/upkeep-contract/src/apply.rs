@@ -48,6 +48,9 @@ pub struct ApplyResult {
     pub to: Version,
     pub mode: ApplyMode,
     pub status: ApplyStatus,
+    /// Nothing was changed: `edits` and `objects` say what would have been.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,414 @@
+//! apply-update as a user runs it: the built binary, a real git checkout
+//! that the simulated Flux (sim-cluster) fetches and applies, and the
+//! simulated helm-controller installing (or failing) chart versions.
+
+#[path = "../../snapshot/tests/common/sim.rs"]
+mod sim;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sim::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_apply-update");
+
+const SIM_YAML: &str = r#"
+controllers:
+  flux:
+    interval: 100ms
+    charts:
+      - name: podinfo
+        versions:
+          - {version: 6.5.0, appVersion: 6.5.0}
+          - {version: 6.6.0, appVersion: 6.6.0}
+          - {version: 6.7.0, appVersion: 6.7.0, broken: true}
+"#;
+
+const HELMRELEASE: &str = r#"# podinfo: the demo app
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: podinfo
+spec:
+  interval: 10m
+  chart:
+    spec:
+      chart: podinfo
+      version: "6.5.0" # pinned; upkeep moves it
+      sourceRef:
+        kind: HelmRepository
+        name: podinfo
+        namespace: flux-system
+  upgrade:
+    remediation:
+      retries: 1
+  values:
+    replicaCount: 2
+"#;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A GitOps checkout with a pushed `origin` (a bare repository), which is
+/// what the simulated Flux fetches, as a real one fetches the forge.
+struct Gitops {
+    checkout: PathBuf,
+    origin: PathBuf,
+}
+
+fn gitops(dir: &Path) -> Gitops {
+    let origin = dir.join("origin.git");
+    let checkout = dir.join("home-ops");
+    std::fs::create_dir_all(&origin).unwrap();
+    git(&origin, &["init", "-q", "--bare", "-b", "main"]);
+    std::fs::create_dir_all(checkout.join("apps/podinfo")).unwrap();
+    git(&checkout, &["init", "-q", "-b", "main"]);
+    for (k, v) in [
+        ("user.name", "operator"),
+        ("user.email", "operator@example.invalid"),
+    ] {
+        git(&checkout, &["config", k, v]);
+    }
+    let write = |p: &str, t: &str| std::fs::write(checkout.join(p), t).unwrap();
+    write(
+        "apps/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - namespace.yaml\n  - podinfo\n",
+    );
+    write(
+        "apps/namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n",
+    );
+    write(
+        "apps/podinfo/kustomization.yaml",
+        "namespace: podinfo\nresources:\n  - helmrelease.yaml\n",
+    );
+    write("apps/podinfo/helmrelease.yaml", HELMRELEASE);
+    git(&checkout, &["add", "-A"]);
+    git(&checkout, &["commit", "-q", "-m", "podinfo 6.5.0"]);
+    git(
+        &checkout,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(&checkout, &["push", "-q", "origin", "main"]);
+    Gitops { checkout, origin }
+}
+
+/// The cluster: Flux's CRDs, a GitRepository on `origin` and a Kustomization of ./apps.
+fn cluster(dir: &Path, origin: &Path) -> Sim {
+    let fx = dir.join("fixture");
+    std::fs::create_dir_all(fx.join("crds")).unwrap();
+    for e in std::fs::read_dir(workspace().join("testdata/clusters/homelab/crds/flux")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, fx.join("crds").join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        fx.join("flux.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n---\n\
+             apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: home-ops\n  namespace: flux-system\n\
+             spec:\n  interval: 1h\n  url: file://{}\n  ref:\n    branch: main\n---\n\
+             apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\n\
+             spec:\n  interval: 1h\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: home-ops\n",
+            origin.display()
+        ),
+    )
+    .unwrap();
+    Sim::start(&fx, Some(SIM_YAML))
+}
+
+fn installed(sim: &Sim) -> Option<(String, String)> {
+    let out = sim.kubectl_out(&[
+        "get",
+        "helmrelease",
+        "podinfo",
+        "-n",
+        "podinfo",
+        "-o",
+        "json",
+    ]);
+    let hr: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let h = hr.pointer("/status/history/0")?;
+    Some((
+        h["chartVersion"].as_str()?.to_string(),
+        h["status"].as_str()?.to_string(),
+    ))
+}
+
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn report(dir: &Path) -> PathBuf {
+    let path = dir.join("report.json");
+    let cand = |v: &str, u: &str| json!({"version": v, "update": u, "allowed": true});
+    let doc = json!({
+        "apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdateReport",
+        "generatedAt": "2026-11-28T04:00:00Z",
+        "summary": {"components": 1, "withUpdates": 1, "patch": 0, "minor": 1, "major": 0,
+                    "security": 0, "breaking": 0, "blocked": 0, "errors": 0},
+        "components": [{
+            "apiVersion": "upkeep.dev/v1alpha1", "kind": "ComponentUpdates",
+            "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
+            "current": {"version": "6.5.0"},
+            "candidates": [cand("6.6.0", "minor"), cand("6.7.0", "minor")],
+            "checkedAt": "2026-11-28T04:00:00Z"
+        }]
+    });
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+fn run(c: &mut Command) -> (i32, Value, String) {
+    let out: Output = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let doc = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not a document ({e}): {stdout:?} {stderr}"));
+    (out.status.code().unwrap(), doc, stderr)
+}
+
+fn apply(tmp: &Path, g: &Gitops, sim: &Sim) -> Command {
+    let mut c = tool(BIN, tmp);
+    c.arg("--gitops")
+        .arg(&g.checkout)
+        .arg("--push")
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .args(["--timeout", "60s", "--poll", "200ms"]);
+    c
+}
+
+#[test]
+fn a_chart_update_is_one_line_committed_pushed_and_installed_and_a_broken_one_is_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    let sim = cluster(tmp.path(), &g.origin);
+    eventually("6.5.0 installed", || {
+        (installed(&sim)? == ("6.5.0".into(), "deployed".into())).then_some(())
+    });
+    let report = report(tmp.path());
+
+    // A dry run shows the edit and changes nothing.
+    let head = git(&g.checkout, &["rev-parse", "HEAD"]);
+    let (code, doc, _) = run(apply(tmp.path(), &g, &sim)
+        .arg("--report")
+        .arg(&report)
+        .args([
+            "--component",
+            "podinfo/podinfo",
+            "--to",
+            "6.6.0",
+            "--dry-run",
+        ]));
+    assert_eq!(code, 0);
+    assert_eq!(doc["dryRun"], true);
+    assert_eq!(
+        doc["edits"][0]["after"],
+        "      version: \"6.6.0\" # pinned; upkeep moves it"
+    );
+    assert_eq!(git(&g.checkout, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read_to_string(g.checkout.join("apps/podinfo/helmrelease.yaml")).unwrap(),
+        HELMRELEASE
+    );
+
+    // The update: one line changed, committed with trailers, pushed, installed.
+    let (code, doc, stderr) = run(apply(tmp.path(), &g, &sim)
+        .arg("--report")
+        .arg(&report)
+        .args(["--component", "podinfo", "--to", "6.6.0"])
+        .args([
+            "--run-id",
+            "run-42",
+            "--restore-point",
+            "upkeep-20261128T040000Z",
+        ]));
+    assert_eq!(code, 0, "{doc} {stderr}");
+    assert_eq!(doc["status"], "applied");
+    assert_eq!(doc["mode"], "gitops");
+    let commit = doc["commit"].as_str().unwrap().to_string();
+    assert_eq!(
+        installed(&sim).unwrap(),
+        ("6.6.0".into(), "deployed".into())
+    );
+    let diff = git(
+        &g.checkout,
+        &["show", "--unified=0", "--pretty=format:", &commit],
+    );
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-      version: \"6.5.0\" # pinned; upkeep moves it",
+            "+      version: \"6.6.0\" # pinned; upkeep moves it"
+        ]
+    );
+    let message = git(&g.checkout, &["log", "-1", "--pretty=%B"]);
+    assert!(
+        message.starts_with("upkeep: chart podinfo/podinfo 6.5.0 -> 6.6.0\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Upkeep-Run: run-42\n")
+            && message.contains("Upkeep-Restore-Point: upkeep-20261128T040000Z"),
+        "{message}"
+    );
+    assert_eq!(git(&g.origin, &["rev-parse", "main"]).trim(), commit);
+    // Applying it again is a no-op, not a second commit.
+    let (code, doc, _) = run(apply(tmp.path(), &g, &sim)
+        .arg("--report")
+        .arg(&report)
+        .args(["--component", "podinfo", "--to", "6.6.0"]));
+    assert_eq!((code, doc["status"].as_str()), (0, Some("no-op")));
+    assert_eq!(git(&g.checkout, &["rev-parse", "HEAD"]).trim(), commit);
+
+    // A version the cluster refuses (the simulated chart is broken): exit 1,
+    // the result says why; then the rollback reverts it and Flux goes back.
+    let plan = tmp.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
+               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
+                          "from": "6.6.0", "to": "6.7.0", "update": "minor", "reason": "newest", "reversibility": "revert"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, failed, _) = run(apply(tmp.path(), &g, &sim)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--step", "1"]));
+    assert_eq!(code, 1, "{failed}");
+    assert_eq!(failed["status"], "failed");
+    let why = failed["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        why.contains("did not install 6.7.0") || why.contains("stalled"),
+        "{why}"
+    );
+    let result = tmp.path().join("failed.json");
+    std::fs::write(&result, failed.to_string()).unwrap();
+    let (code, back, stderr) = run(apply(tmp.path(), &g, &sim).arg("--rollback").arg(&result));
+    assert_eq!(code, 0, "{back} {stderr}");
+    assert_eq!(back["status"], "rolled-back");
+    assert_eq!(
+        (back["from"].as_str(), back["to"].as_str()),
+        (Some("6.7.0"), Some("6.6.0"))
+    );
+    let revert = back["revertCommit"].as_str().unwrap();
+    assert_eq!(git(&g.origin, &["rev-parse", "main"]).trim(), revert);
+    assert!(
+        git(&g.checkout, &["log", "-1", "--pretty=%B"]).contains(&format!(
+            "Upkeep-Reverts: {}",
+            failed["commit"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(
+        std::fs::read_to_string(g.checkout.join("apps/podinfo/helmrelease.yaml")).unwrap(),
+        HELMRELEASE.replace("6.5.0", "6.6.0")
+    );
+    assert_eq!(installed(&sim).unwrap().0, "6.6.0");
+}
+
+#[test]
+fn bad_input_and_a_changed_checkout_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    let report = report(tmp.path());
+    let head = git(&g.checkout, &["rev-parse", "HEAD"]);
+    let attempt = |args: &[&str]| {
+        let out = tool(BIN, tmp.path())
+            .arg("--gitops")
+            .arg(&g.checkout)
+            .arg("--no-wait")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        (out.status.code().unwrap(), stderr, out.stdout)
+    };
+    let rep = report.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["--report", rep, "--component", "podinfo", "--to", "9.9.9"],
+            "not a candidate",
+        ),
+        (
+            vec!["--report", rep, "--component", "nope", "--to", "6.6.0"],
+            "not in the report",
+        ),
+        (
+            vec![
+                "--report",
+                rep,
+                "--component",
+                "podinfo",
+                "--to",
+                "not-a-version",
+            ],
+            "--to",
+        ),
+        (vec!["--plan", rep, "--step", "1"], "--plan"),
+        (vec![], "say what to apply"),
+    ] {
+        let (code, stderr, stdout) = attempt(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // Someone moved the version since the report: refused, file untouched.
+    let file = g.checkout.join("apps/podinfo/helmrelease.yaml");
+    let moved = HELMRELEASE.replace("6.5.0", "6.5.1");
+    std::fs::write(&file, &moved).unwrap();
+    git(&g.checkout, &["commit", "-q", "-am", "hand edit"]);
+    let (code, stderr, _) = attempt(&["--report", rep, "--component", "podinfo", "--to", "6.6.0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("helmrelease.yaml:11") && stderr.contains("changed since"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), moved);
+    // Uncommitted work in the checkout is never swept into an update commit.
+    std::fs::write(&file, HELMRELEASE).unwrap();
+    git(&g.checkout, &["commit", "-q", "-am", "back"]);
+    std::fs::write(g.checkout.join("apps/notes.txt"), "wip").unwrap();
+    let (code, stderr, _) = attempt(&["--report", rep, "--component", "podinfo", "--to", "6.6.0"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("uncommitted changes"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), HELMRELEASE);
+    assert_ne!(git(&g.checkout, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        git(&g.checkout, &["log", "-1", "--pretty=%s"]).trim(),
+        "back"
+    );
+}

@@ -1,0 +1,673 @@
+//! Applies one update step and can take it back.
+//!
+//! GitOps mode edits the one line where the version is written (a
+//! HelmRelease's chart version, an OCIRepository's tag, the
+//! system-upgrade-controller Plans' version), proves the edit changed that
+//! value and nothing else (upkeep-edit), commits it with a structured
+//! message, pushes when asked, then asks Flux to reconcile and waits until
+//! the source has the commit, the Kustomizations have applied it and the
+//! HelmRelease or the Plan's nodes are at the new version. Direct mode
+//! patches the object in the cluster with server-side apply and waits the
+//! same way. A rollback is a `git revert` of the step's commit (or the
+//! previous value patched back) and the same wait for the old version.
+//!
+//! Nothing is left half-done: files are checked before any is written,
+//! written atomically, and put back when the commit fails.
+
+pub mod cli;
+mod target;
+mod wait;
+
+pub use target::{Target, Watch, locate};
+pub use wait::WaitError;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use upkeep_contract::{
+    ApiVersion, ApplyMode, ApplyResult, ApplyStatus, Component, ComponentKind, DocError, FileEdit,
+    ObjectRef, Timestamp, Version,
+};
+use upkeep_kube::{ApplyOptions, Cluster, ClusterRead, KubeError, ResourceRef};
+
+/// What can stop a step before or while it is applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{component}: {what} in the GitOps checkout")]
+    NotInCheckout { component: String, what: String },
+    #[error("{component}: more than one place sets its version: {}", found.join("; "))]
+    Ambiguous {
+        component: String,
+        found: Vec<String>,
+    },
+    #[error("{object}: cannot pin a version: {why}")]
+    Unpinned { object: String, why: String },
+    #[error("{component}: {why}")]
+    Unsupported { component: String, why: String },
+    #[error(
+        "{path}:{line}: {key} is {written:?}, but the step goes from {from}: the checkout changed since the plan was made"
+    )]
+    Stale {
+        path: String,
+        line: u32,
+        key: String,
+        written: String,
+        from: String,
+    },
+    #[error("{path}:{line}: {source}")]
+    Edit {
+        path: String,
+        line: u32,
+        #[source]
+        source: upkeep_edit::EditError,
+    },
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Gitops(#[from] upkeep_gitops::GitopsError),
+    #[error(transparent)]
+    Git(#[from] upkeep_git::GitError),
+    #[error(transparent)]
+    Fs(#[from] upkeep_fs::FsError),
+    #[error(transparent)]
+    Cluster(#[from] KubeError),
+}
+
+impl ApplyError {
+    /// 2 for what the operator must fix in the input or the checkout, 3
+    /// for what the environment refused (git, the cluster, the disk).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ApplyError::Git(_) | ApplyError::Fs(_) => 3,
+            ApplyError::Cluster(e) => e.exit_code(),
+            _ => 2,
+        }
+    }
+}
+
+/// One update: a component from one version to the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub component: Component,
+    pub from: Version,
+    pub to: Version,
+}
+
+/// How to apply it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The GitOps checkout; `None` is direct mode.
+    pub gitops: Option<PathBuf>,
+    /// Push the commit to `origin`.
+    pub push: bool,
+    /// Show the edit or the patch; change nothing.
+    pub dry_run: bool,
+    /// Wait for the cluster to take the change (needs a cluster).
+    pub wait: bool,
+    pub within: Duration,
+    pub poll: Duration,
+    /// Recorded in the commit message.
+    pub run_id: Option<String>,
+    pub restore_point: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            gitops: None,
+            push: false,
+            dry_run: false,
+            wait: true,
+            within: Duration::from_secs(15 * 60),
+            poll: Duration::from_secs(2),
+            run_id: None,
+            restore_point: None,
+        }
+    }
+}
+
+fn result(step: &Step, mode: ApplyMode, started_at: Timestamp) -> ApplyResult {
+    ApplyResult {
+        api_version: ApiVersion,
+        kind: Default::default(),
+        component: step.component.clone(),
+        from: step.from.clone(),
+        to: step.to.clone(),
+        mode,
+        status: ApplyStatus::Applied,
+        dry_run: false,
+        started_at,
+        finished_at: started_at,
+        commit: None,
+        revert_commit: None,
+        restore_point: None,
+        edits: Vec::new(),
+        objects: Vec::new(),
+        errors: Vec::new(),
+    }
+}
+
+/// Applies `step`. A refused or timed-out wait is a `Failed` result (the
+/// caller rolls back); errors are for what stopped it before any change
+/// or what the environment refused.
+pub async fn apply(
+    step: &Step,
+    opts: &Options,
+    cluster: Option<&Cluster>,
+) -> Result<ApplyResult, ApplyError> {
+    let started = Timestamp::now();
+    match &opts.gitops {
+        Some(dir) => gitops_apply(step, opts, dir, cluster, started).await,
+        None => {
+            let cluster = cluster.ok_or_else(|| {
+                ApplyError::Input(
+                    "direct mode (no --gitops) patches the cluster: give a kubeconfig".to_string(),
+                )
+            })?;
+            direct_apply(step, opts, cluster, started).await
+        }
+    }
+}
+
+/// The commit message: a subject people read in `git log`, and trailers
+/// that tools (and `upkeep history`) read back.
+fn commit_message(subject: &str, step: &Step, opts: &Options) -> String {
+    let mut m = format!(
+        "{subject}\n\nUpkeep-Component: {} {}\nUpkeep-From: {}\nUpkeep-To: {}\n",
+        step.component.kind, step.component, step.from, step.to
+    );
+    if let Some(r) = &opts.run_id {
+        m.push_str(&format!("Upkeep-Run: {r}\n"));
+    }
+    if let Some(r) = &opts.restore_point {
+        m.push_str(&format!("Upkeep-Restore-Point: {r}\n"));
+    }
+    m
+}
+
+fn line_of(text: &str, n: u32) -> String {
+    text.lines()
+        .nth(n.saturating_sub(1) as usize)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Paths of the checkout relative to the repository's top, as git wants them.
+fn repo_path(repo: &upkeep_git::Repo, root: &Path, rel: &str) -> Result<String, ApplyError> {
+    let top = repo
+        .dir()
+        .canonicalize()
+        .map_err(|e| ApplyError::Input(format!("{}: {e}", repo.dir().display())))?;
+    let full = root
+        .canonicalize()
+        .map_err(|e| ApplyError::Input(format!("{}: {e}", root.display())))?
+        .join(rel);
+    Ok(full
+        .strip_prefix(&top)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| rel.to_string()))
+}
+
+async fn gitops_apply(
+    step: &Step,
+    opts: &Options,
+    dir: &Path,
+    cluster: Option<&Cluster>,
+    started: Timestamp,
+) -> Result<ApplyResult, ApplyError> {
+    let mut out = result(step, ApplyMode::Gitops, started);
+    out.dry_run = opts.dry_run;
+    out.restore_point = opts.restore_point.clone();
+    let tree = upkeep_gitops::scan(dir)?;
+    let targets = locate(&tree, &step.component)?;
+    out.objects = targets.iter().map(|t| t.object.clone()).collect();
+    out.objects.dedup();
+    if targets.iter().all(|t| t.is_at(&step.to)) {
+        out.status = ApplyStatus::NoOp;
+        out.finished_at = Timestamp::now();
+        return Ok(out);
+    }
+    for t in &targets {
+        if !t.is_at(&step.from) && !t.is_at(&step.to) {
+            return Err(ApplyError::Stale {
+                path: t.path.clone(),
+                line: t.line,
+                key: t.key.to_string(),
+                written: t.written.clone(),
+                from: step.from.to_string(),
+            });
+        }
+    }
+    // Every edit is made in memory and proven first; only then is a file written.
+    let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for t in targets.iter().filter(|t| !t.is_at(&step.to)) {
+        let entry = match files.get(&t.path) {
+            Some(e) => e.clone(),
+            None => {
+                let text = std::fs::read_to_string(dir.join(&t.path))
+                    .map_err(|e| ApplyError::Input(format!("{}: {e}", t.path)))?;
+                (text.clone(), text)
+            }
+        };
+        let new = t.new_value(&step.to);
+        let edited =
+            upkeep_edit::replace_scalar(&entry.1, t.line as usize, t.key, &t.written, &new)
+                .map_err(|source| ApplyError::Edit {
+                    path: t.path.clone(),
+                    line: t.line,
+                    source,
+                })?;
+        out.edits.push(FileEdit {
+            path: t.path.clone(),
+            line: t.line,
+            before: line_of(&entry.1, t.line),
+            after: line_of(&edited, t.line),
+        });
+        files.insert(t.path.clone(), (entry.0, edited));
+    }
+    if opts.dry_run {
+        out.finished_at = Timestamp::now();
+        return Ok(out);
+    }
+    let repo = upkeep_git::Repo::open(dir)?;
+    let state = repo.state()?;
+    if !state.dirty.is_empty() {
+        return Err(upkeep_git::GitError::Dirty {
+            dir: repo.dir().to_path_buf(),
+            files: state.dirty.join(", "),
+        }
+        .into());
+    }
+    let mut paths = Vec::new();
+    for (path, (_, edited)) in &files {
+        let full = dir.join(path);
+        let mode = file_mode(&full);
+        upkeep_fs::atomic_write(&full, edited.as_bytes(), mode)?;
+        paths.push(repo_path(&repo, dir, path)?);
+    }
+    let subject = format!(
+        "upkeep: {} {} {} -> {}",
+        step.component.kind, step.component, step.from, step.to
+    );
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let commit = match repo.commit_paths(&refs, &commit_message(&subject, step, opts)) {
+        Ok(c) => c,
+        Err(e) => {
+            // Put the files back: no edit without its commit.
+            for (path, (original, _)) in &files {
+                let full = dir.join(path);
+                let _ = upkeep_fs::atomic_write(&full, original.as_bytes(), file_mode(&full));
+            }
+            return Err(e.into());
+        }
+    };
+    tracing::info!("committed {} ({subject})", &commit[..commit.len().min(12)]);
+    out.commit = Some(commit.clone());
+    if opts.push {
+        if let Err(e) = repo.push() {
+            out.status = ApplyStatus::Failed;
+            out.errors.push(doc_error(
+                "push",
+                &format!("committed {commit} locally but could not push it: {e}"),
+            ));
+            out.finished_at = Timestamp::now();
+            return Ok(out);
+        }
+        tracing::info!("pushed to origin");
+    }
+    if let (Some(cluster), true) = (cluster, opts.wait) {
+        let watches = distinct_watches(&targets);
+        if let Err(e) = wait_gitops(cluster, &commit, &watches, &step.to, opts).await {
+            fail(&mut out, e)?;
+        }
+    }
+    out.finished_at = Timestamp::now();
+    Ok(out)
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o644)
+}
+
+fn distinct_watches(targets: &[Target]) -> Vec<Watch> {
+    let mut w: Vec<Watch> = Vec::new();
+    for t in targets {
+        if !w.contains(&t.watch) {
+            w.push(t.watch.clone());
+        }
+    }
+    w
+}
+
+fn doc_error(source: &str, message: &str) -> DocError {
+    DocError {
+        source: source.to_string(),
+        message: upkeep_contract::SafeText::new(message),
+        target: None,
+    }
+}
+
+/// A wait that ended without the version: the result says failed; only a
+/// cluster that cannot be read is an error.
+fn fail(out: &mut ApplyResult, e: WaitError) -> Result<(), ApplyError> {
+    match e {
+        WaitError::Cluster(k) if k.is_environment() => Err(k.into()),
+        e => {
+            out.status = ApplyStatus::Failed;
+            out.errors.push(doc_error("wait", &e.to_string()));
+            Ok(())
+        }
+    }
+}
+
+async fn wait_gitops(
+    cluster: &Cluster,
+    commit: &str,
+    watches: &[Watch],
+    version: &Version,
+    opts: &Options,
+) -> Result<(), WaitError> {
+    wait::request_reconcile(cluster).await?;
+    wait::flux_applied(cluster, commit, opts.within, opts.poll).await?;
+    for w in watches {
+        wait::at_version(cluster, w, version, opts.within, opts.poll).await?;
+    }
+    Ok(())
+}
+
+/// The objects direct mode patches: found in the cluster as `locate`
+/// finds them in a checkout.
+async fn cluster_targets(
+    cluster: &Cluster,
+    component: &Component,
+) -> Result<Vec<(ObjectRef, Watch, Option<String>)>, ApplyError> {
+    use futures_util::TryStreamExt;
+    let (group, kind) = match component.kind {
+        ComponentKind::Chart | ComponentKind::Longhorn => ("helm.toolkit.fluxcd.io", "HelmRelease"),
+        ComponentKind::K3s => ("upgrade.cattle.io", "Plan"),
+        ComponentKind::Flux => {
+            return Err(ApplyError::Unsupported {
+                component: component.to_string(),
+                why:
+                    "direct mode cannot update Flux itself; use `flux install` for the new version"
+                        .to_string(),
+            });
+        }
+    };
+    let res = cluster
+        .resource(&ResourceRef::preferred(group, kind))
+        .await?;
+    let items: Vec<_> = cluster
+        .list(&res, &upkeep_kube::ListOptions::all_namespaces())
+        .try_collect()
+        .await?;
+    let mut out = Vec::new();
+    for o in &items {
+        let v = upkeep_kube::object_value(o, &res)?;
+        let s = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str);
+        let ns = s("/metadata/namespace").unwrap_or("default").to_string();
+        let name = s("/metadata/name").unwrap_or("").to_string();
+        let (hit, watch, current) = match component.kind {
+            ComponentKind::K3s => (
+                s("/spec/version").is_some(),
+                Watch::Plan {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+                s("/spec/version"),
+            ),
+            ComponentKind::Longhorn => (
+                s("/spec/chart/spec/chart") == Some("longhorn"),
+                Watch::HelmRelease {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+                s("/spec/chart/spec/version"),
+            ),
+            _ => (
+                name == component.name && component.namespace.as_deref().is_none_or(|n| n == ns),
+                Watch::HelmRelease {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+                s("/spec/chart/spec/version"),
+            ),
+        };
+        if hit {
+            out.push((
+                upkeep_contract::ObjectRef::of(&v),
+                watch,
+                current.map(str::to_string),
+            ));
+        }
+    }
+    if out.is_empty() {
+        return Err(ApplyError::Input(format!(
+            "{}: no {kind} for it in the cluster",
+            component
+        )));
+    }
+    Ok(out)
+}
+
+fn version_patch(kind: ComponentKind, obj: &ObjectRef, value: &str) -> serde_json::Value {
+    let spec = match kind {
+        ComponentKind::K3s => serde_json::json!({"version": value}),
+        _ => serde_json::json!({"chart": {"spec": {"version": value}}}),
+    };
+    serde_json::json!({
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "metadata": {"name": obj.name, "namespace": obj.namespace},
+        "spec": spec,
+    })
+}
+
+const FIELD_MANAGER: &str = "upkeep";
+
+async fn direct_apply(
+    step: &Step,
+    opts: &Options,
+    cluster: &Cluster,
+    started: Timestamp,
+) -> Result<ApplyResult, ApplyError> {
+    let mut out = result(step, ApplyMode::Direct, started);
+    out.dry_run = opts.dry_run;
+    out.restore_point = opts.restore_point.clone();
+    let targets = cluster_targets(cluster, &step.component).await?;
+    out.objects = targets.iter().map(|t| t.0.clone()).collect();
+    let is = |v: &Option<String>, want: &Version| {
+        v.as_deref()
+            .and_then(|s| Version::parse(s).ok())
+            .is_some_and(|s| target::same(&s, want))
+    };
+    if targets.iter().all(|t| is(&t.2, &step.to)) {
+        out.status = ApplyStatus::NoOp;
+        out.finished_at = Timestamp::now();
+        return Ok(out);
+    }
+    if let Some(t) = targets
+        .iter()
+        .find(|t| !is(&t.2, &step.from) && !is(&t.2, &step.to))
+    {
+        return Err(ApplyError::Input(format!(
+            "{}: asks for {}, but the step goes from {}: the cluster changed since the plan was made",
+            t.0,
+            t.2.as_deref().unwrap_or("no version"),
+            step.from
+        )));
+    }
+    let mut apply_opts = ApplyOptions::new(FIELD_MANAGER).force();
+    if opts.dry_run {
+        apply_opts = apply_opts.dry_run();
+    }
+    // Every patch is tried on the server first, so a refusal changes nothing.
+    for pass in [true, false] {
+        if pass && opts.dry_run {
+            continue;
+        }
+        for (obj, _, current) in &targets {
+            let written = current.clone().unwrap_or_default();
+            let value = if written.starts_with('v') {
+                format!("v{}", step.to.to_string().trim_start_matches('v'))
+            } else {
+                step.to.to_string().trim_start_matches('v').to_string()
+            };
+            let res = cluster
+                .resource(&ResourceRef::preferred(
+                    obj.api_version.split_once('/').map_or("", |(g, _)| g),
+                    &obj.kind,
+                ))
+                .await?;
+            let o = if pass {
+                ApplyOptions::new(FIELD_MANAGER).force().dry_run()
+            } else {
+                apply_opts.clone()
+            };
+            cluster
+                .apply(&res, &version_patch(step.component.kind, obj, &value), &o)
+                .await?;
+        }
+    }
+    if opts.wait && !opts.dry_run {
+        let mut watches: Vec<Watch> = Vec::new();
+        for (_, w, _) in &targets {
+            if !watches.contains(w) {
+                watches.push(w.clone());
+            }
+        }
+        for w in &watches {
+            if let Err(e) = wait::at_version(cluster, w, &step.to, opts.within, opts.poll).await {
+                fail(&mut out, e)?;
+                break;
+            }
+        }
+    }
+    out.finished_at = Timestamp::now();
+    Ok(out)
+}
+
+/// Takes back the step `done` recorded: a revert commit (GitOps) or the
+/// previous version patched back (direct), then the same wait for the old
+/// version. The result says `rolled-back`, or `failed` when the cluster did
+/// not return to the old version.
+pub async fn rollback(
+    done: &ApplyResult,
+    opts: &Options,
+    cluster: Option<&Cluster>,
+) -> Result<ApplyResult, ApplyError> {
+    let started = Timestamp::now();
+    let back = Step {
+        component: done.component.clone(),
+        from: done.to.clone(),
+        to: done.from.clone(),
+    };
+    let mut out = match done.mode {
+        ApplyMode::Gitops => {
+            let commit = done.commit.as_deref().ok_or_else(|| {
+                ApplyError::Input(
+                    "the ApplyResult has no commit: nothing was committed, so there is nothing to revert"
+                        .to_string(),
+                )
+            })?;
+            let dir = opts.gitops.as_deref().ok_or_else(|| {
+                ApplyError::Input("rolling back a GitOps step needs --gitops DIR".to_string())
+            })?;
+            let mut out = result(&back, ApplyMode::Gitops, started);
+            out.dry_run = opts.dry_run;
+            out.commit = Some(commit.to_string());
+            out.objects = done.objects.clone();
+            let repo = upkeep_git::Repo::open(dir)?;
+            if opts.dry_run {
+                out.edits = done
+                    .edits
+                    .iter()
+                    .map(|e| FileEdit {
+                        path: e.path.clone(),
+                        line: e.line,
+                        before: e.after.clone(),
+                        after: e.before.clone(),
+                    })
+                    .collect();
+                out.finished_at = Timestamp::now();
+                return Ok(out);
+            }
+            let subject = format!(
+                "upkeep: roll back {} {} {} -> {}",
+                back.component.kind, back.component, back.from, back.to
+            );
+            let mut message = commit_message(&subject, &back, opts);
+            message.push_str(&format!("Upkeep-Reverts: {commit}\n"));
+            let revert = repo.revert(commit, &message)?;
+            tracing::info!("reverted {commit} with {revert}");
+            out.revert_commit = Some(revert.clone());
+            if opts.push {
+                repo.push()?;
+            }
+            if let (Some(cluster), true) = (cluster, opts.wait) {
+                let tree = upkeep_gitops::scan(dir)?;
+                let watches = distinct_watches(&locate(&tree, &back.component)?);
+                if let Err(e) = wait_gitops(cluster, &revert, &watches, &back.to, opts).await {
+                    fail(&mut out, e)?;
+                }
+            }
+            out
+        }
+        ApplyMode::Direct => {
+            let cluster = cluster.ok_or_else(|| {
+                ApplyError::Input("rolling back a direct step needs a cluster".to_string())
+            })?;
+            let direct = Options {
+                gitops: None,
+                ..opts.clone()
+            };
+            direct_apply(&back, &direct, cluster, started).await?
+        }
+        ApplyMode::Ssh => {
+            return Err(ApplyError::Unsupported {
+                component: done.component.to_string(),
+                why: "a k3s binary rolled over SSH is not rolled back by apply-update; restore the restore point"
+                    .to_string(),
+            });
+        }
+    };
+    if out.status == ApplyStatus::Applied {
+        out.status = ApplyStatus::RolledBack;
+    }
+    out.finished_at = Timestamp::now();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_message_carries_trailers() {
+        let step = Step {
+            component: Component {
+                kind: ComponentKind::Chart,
+                name: "podinfo".into(),
+                namespace: Some("apps".into()),
+                source: None,
+            },
+            from: Version::parse("6.5.0").unwrap(),
+            to: Version::parse("6.6.0").unwrap(),
+        };
+        let opts = Options {
+            run_id: Some("run-1".into()),
+            restore_point: Some("upkeep-20261128T040000Z".into()),
+            ..Options::default()
+        };
+        assert_eq!(
+            commit_message("upkeep: chart apps/podinfo 6.5.0 -> 6.6.0", &step, &opts),
+            "upkeep: chart apps/podinfo 6.5.0 -> 6.6.0\n\nUpkeep-Component: chart apps/podinfo\n\
+             Upkeep-From: 6.5.0\nUpkeep-To: 6.6.0\nUpkeep-Run: run-1\n\
+             Upkeep-Restore-Point: upkeep-20261128T040000Z\n"
+        );
+    }
+}
