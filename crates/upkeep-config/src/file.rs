@@ -25,6 +25,14 @@ pub struct ConfigFile {
     pub cluster: Option<ClusterSection>,
     pub gitops: Option<GitopsSection>,
     pub releases: Option<ReleasesSection>,
+    /// What `upkeep plan` and `upkeep run` may update.
+    pub policy: Option<PolicySection>,
+    /// When `upkeep run` may touch the cluster; none means any time.
+    pub windows: Option<Vec<WindowSection>>,
+    /// The restore point `upkeep run` takes before each step.
+    pub snapshot: Option<SnapshotSection>,
+    /// How `upkeep run` proves each step.
+    pub run: Option<RunSection>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -84,6 +92,97 @@ pub struct ReleasesSection {
     /// Releases never to offer, by component (`k3s`, `flux`, `longhorn`):
     /// e.g. `k3s: [v1.31.5+k3s1]` for a release with a regression you hit.
     pub known_bad: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySection {
+    /// The largest update allowed per component kind, e.g. `{k3s: minor, chart: major}`.
+    pub max_update: Option<BTreeMap<PolicyComponent, PolicyUpdate>>,
+    /// Only updates that fix a security issue.
+    pub security_only: Option<bool>,
+    /// Releases younger than this many days wait for a later run.
+    pub min_release_age_days: Option<u32>,
+    /// Components held at their current version, by name.
+    pub ignore: Option<Vec<String>>,
+    /// Components kept inside a version constraint, by name: `{podinfo: "6.x"}`.
+    pub pins: Option<BTreeMap<String, String>>,
+}
+
+/// A component kind as the policy names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyComponent {
+    K3s,
+    Flux,
+    Longhorn,
+    Chart,
+}
+
+/// An update type as the policy names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyUpdate {
+    Patch,
+    Minor,
+    Major,
+}
+
+/// A maintenance window.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WindowSection {
+    /// `mon`..`sun`, or `daily`, `weekdays`, `weekends`.
+    pub days: Vec<String>,
+    /// `HH:MM`, local to `timeZone`.
+    pub start: String,
+    /// `HH:MM`; at or before `start` means the next day.
+    pub end: String,
+    /// An IANA time zone such as `Europe/Berlin`.
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotSection {
+    /// Where restore points are written (default: `<stateDir>/restore-points`).
+    pub dir: Option<PathBuf>,
+    /// age recipients (`age1...`) the Secrets of a restore point are encrypted to.
+    pub age_recipients: Option<Vec<String>>,
+    /// Leave Secrets out of restore points instead (then a restore cannot bring them back).
+    pub exclude_secrets: Option<bool>,
+    /// Longhorn volumes in a restore point: `none`, `snapshot` or `backup`.
+    pub longhorn: Option<LonghornSnapshot>,
+    /// Restore points kept; older ones are pruned after a run.
+    pub keep: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LonghornSnapshot {
+    None,
+    Snapshot,
+    Backup,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunSection {
+    /// Validators run before and after each step (default: `[flux, apps]`).
+    pub validators: Option<Vec<RunValidator>>,
+    /// The deadline of each wait for Flux and the cluster (default `15m`).
+    pub step_timeout: Option<String>,
+    /// Push each commit to the checkout's `origin` (default true).
+    pub push: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunValidator {
+    Flux,
+    Apps,
+    Storage,
+    Net,
 }
 
 pub(crate) fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{
-    CacheSection, ClusterSection, ConfigFile, GitopsSection, HttpSection, UpstreamSection,
-    UpstreamsSection,
+    CacheSection, ClusterSection, ConfigFile, GitopsSection, HttpSection, LonghornSnapshot,
+    PolicyComponent, PolicySection, PolicyUpdate, RunSection, RunValidator, SnapshotSection,
+    UpstreamSection, UpstreamsSection, WindowSection,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -85,6 +86,28 @@ pub struct Settings {
     pub gitops_dir: Option<PathBuf>,
     /// `releases.knownBad`: releases never to offer.
     pub known_bad: Vec<KnownBad>,
+    /// What a run may update (`policy`).
+    pub policy: PolicySection,
+    /// Maintenance windows (`windows`), each with the key it was written under.
+    pub windows: Vec<(String, WindowSection)>,
+    /// Restore points (`snapshot`).
+    pub snapshot: SnapshotSection,
+    /// `run`, with `stepTimeout` checked.
+    pub run: RunSection,
+    pub step_timeout: Duration,
+}
+
+impl Settings {
+    /// How an error names a key of the file that was read, e.g.
+    /// ``upkeep.yaml: key `policy.pins.podinfo` ``.
+    pub fn key(&self, k: &str) -> String {
+        let fname = self
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "upkeep.yaml".to_string());
+        format!("{fname}: key `{k}`")
+    }
 }
 
 /// One release the operator never wants offered, as upkeep.yaml names it.
@@ -320,6 +343,19 @@ pub fn resolve(
         }
     }
 
+    let run = file.run.clone().unwrap_or_default();
+    let step_timeout = match &run.step_timeout {
+        Some(t) => parse_duration(t).map_err(|e| ConfigError::new(key("run.stepTimeout"), e))?,
+        None => Duration::from_secs(15 * 60),
+    };
+    let windows = file
+        .windows
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, w)| (key(&format!("windows[{i}]")), w.clone()))
+        .collect();
+
     let cluster = file.cluster.clone().unwrap_or_default();
     let gitops = file.gitops.clone().unwrap_or_default();
     Ok(Settings {
@@ -347,6 +383,11 @@ pub fn resolve(
             .or_else(|| env.var("UPKEEP_GITOPS_DIR").map(PathBuf::from))
             .or(gitops.dir),
         known_bad,
+        policy: file.policy.clone().unwrap_or_default(),
+        windows,
+        snapshot: file.snapshot.clone().unwrap_or_default(),
+        run,
+        step_timeout,
     })
 }
 

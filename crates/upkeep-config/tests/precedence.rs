@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use upkeep_config::{Overrides, TokenSource, load, resolve};
+use upkeep_config::{
+    LonghornSnapshot, Overrides, PolicyComponent, PolicyUpdate, TokenSource, load, resolve,
+};
 
 struct FakeEnv(HashMap<&'static str, String>);
 
@@ -248,4 +250,55 @@ fn known_bad_releases_are_read_with_their_origin() {
                 .contains("expected one of k3s, flux, longhorn"),
         "{err}"
     );
+}
+
+#[test]
+fn run_sections_are_read_and_their_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[("HOME", "/home/op")]);
+    let path = write(
+        &dir,
+        "policy:\n  maxUpdate: {k3s: minor, chart: major}\n  minReleaseAgeDays: 3\n  pins: {podinfo: \"6.x\"}\n\
+         windows:\n  - {days: [sat, sun], start: \"02:00\", end: \"05:00\", timeZone: Europe/Berlin}\n\
+         snapshot:\n  excludeSecrets: true\n  longhorn: snapshot\n  keep: 5\n\
+         run:\n  validators: [flux, apps, storage]\n  stepTimeout: 20m\n",
+    );
+    let (found, file) = load(Some(&path), &e).unwrap();
+    let s = resolve(found, &file, &Overrides::default(), &e).unwrap();
+    let max = s.policy.max_update.as_ref().unwrap();
+    assert_eq!(max.get(&PolicyComponent::K3s), Some(&PolicyUpdate::Minor));
+    assert_eq!(s.policy.pins.as_ref().unwrap()["podinfo"], "6.x");
+    assert_eq!(s.windows.len(), 1);
+    assert!(
+        s.windows[0].0.ends_with("key `windows[0]`"),
+        "{}",
+        s.windows[0].0
+    );
+    assert_eq!(s.snapshot.longhorn, Some(LonghornSnapshot::Snapshot));
+    assert_eq!(s.run.validators.as_ref().unwrap().len(), 3);
+    assert_eq!(s.step_timeout, std::time::Duration::from_secs(1200));
+    assert!(
+        s.key("policy.pins.podinfo")
+            .ends_with("key `policy.pins.podinfo`")
+    );
+
+    for (text, want) in [
+        (
+            "policy:\n  maxUpdate: {traefik: minor}\n",
+            "policy.maxUpdate",
+        ),
+        ("policy:\n  maxUpdate: {k3s: huge}\n", "policy.maxUpdate"),
+        ("run:\n  stepTimeout: soon\n", "key `run.stepTimeout`"),
+        ("run:\n  validators: [dns]\n", "run.validators"),
+        ("snapshot:\n  longhorn: always\n", "snapshot.longhorn"),
+        ("windows:\n  - {days: [sat], start: \"02:00\"}\n", "windows"),
+    ] {
+        let path = write(&dir, text);
+        let err = load(Some(&path), &e)
+            .and_then(|(p, f)| resolve(p, &f, &Overrides::default(), &e).map(|_| ()))
+            .expect_err(text);
+        let line = err.to_string();
+        assert!(line.contains(want), "{text:?}: {line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+    }
 }
