@@ -337,6 +337,12 @@ fn a_chart_update_is_one_line_committed_pushed_and_installed_and_a_broken_one_is
         HELMRELEASE.replace("6.5.0", "6.6.0")
     );
     assert_eq!(installed(&sim).unwrap().0, "6.6.0");
+    // A rollback run again (as a resumed run does) finds its revert and
+    // does not revert twice, which would put the broken version back.
+    let (code, again, _) = run(apply(tmp.path(), &g, &sim).arg("--rollback").arg(&result));
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["revertCommit"].as_str(), Some(revert));
+    assert_eq!(git(&g.checkout, &["rev-parse", "HEAD"]).trim(), revert);
 }
 
 #[test]

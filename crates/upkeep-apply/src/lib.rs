@@ -225,6 +225,9 @@ async fn gitops_apply(
     out.objects.dedup();
     if targets.iter().all(|t| t.is_at(&step.to)) {
         out.status = ApplyStatus::NoOp;
+        if !opts.dry_run {
+            already_committed(&mut out, step, opts, dir, cluster, &targets).await?;
+        }
         out.finished_at = Timestamp::now();
         return Ok(out);
     }
@@ -324,6 +327,56 @@ async fn gitops_apply(
     }
     out.finished_at = Timestamp::now();
     Ok(out)
+}
+
+/// The checkout already asks for the version: perhaps a run that was
+/// stopped after its commit. Find that commit (by the run's trailers), push
+/// it if asked (pushing what is pushed is harmless), and wait for the
+/// cluster as after a commit, so that resuming a step ends where it would
+/// have.
+async fn already_committed(
+    out: &mut ApplyResult,
+    step: &Step,
+    opts: &Options,
+    dir: &Path,
+    cluster: Option<&Cluster>,
+    targets: &[Target],
+) -> Result<(), ApplyError> {
+    let repo = upkeep_git::Repo::open(dir)?;
+    if let Some(run) = &opts.run_id {
+        let want = [
+            format!("Upkeep-Run: {run}"),
+            format!(
+                "Upkeep-Component: {} {}",
+                step.component.kind, step.component
+            ),
+            format!("Upkeep-To: {}", step.to),
+        ];
+        out.commit = find_commit(&repo, &want)?;
+    }
+    if opts.push {
+        repo.push()?;
+    }
+    if let (Some(cluster), true) = (cluster, opts.wait) {
+        let head = repo.state()?.head;
+        let watches = distinct_watches(targets);
+        if let Err(e) = wait_gitops(cluster, &head, &watches, &step.to, opts).await {
+            fail(out, e)?;
+        }
+    }
+    Ok(())
+}
+
+/// How far back a stopped run's commits are looked for.
+const HISTORY_DEPTH: usize = 200;
+
+/// The newest commit whose message has every one of `lines`.
+fn find_commit(repo: &upkeep_git::Repo, lines: &[String]) -> Result<Option<String>, ApplyError> {
+    Ok(repo
+        .messages(HISTORY_DEPTH)?
+        .into_iter()
+        .find(|(_, m)| lines.iter().all(|l| m.lines().any(|ml| ml.trim() == l)))
+        .map(|(id, _)| id))
 }
 
 fn file_mode(path: &Path) -> u32 {
@@ -601,9 +654,21 @@ pub async fn rollback(
                 back.component.kind, back.component, back.from, back.to
             );
             let mut message = commit_message(&subject, &back, opts);
-            message.push_str(&format!("Upkeep-Reverts: {commit}\n"));
-            let revert = repo.revert(commit, &message)?;
-            tracing::info!("reverted {commit} with {revert}");
+            let reverts = format!("Upkeep-Reverts: {commit}");
+            message.push_str(&format!("{reverts}\n"));
+            // A rollback stopped after its commit is not reverted twice
+            // (which would put the update back).
+            let revert = match find_commit(&repo, std::slice::from_ref(&reverts))? {
+                Some(done) => {
+                    tracing::info!("{commit} was already reverted by {done}");
+                    done
+                }
+                None => {
+                    let r = repo.revert(commit, &message)?;
+                    tracing::info!("reverted {commit} with {r}");
+                    r
+                }
+            };
             out.revert_commit = Some(revert.clone());
             if opts.push {
                 repo.push()?;

@@ -201,6 +201,19 @@ impl Repo {
         self.git(&["push", "--quiet", "origin", "HEAD"]).map(|_| ())
     }
 
+    /// The newest `n` commits of HEAD's history: (id, full message).
+    pub fn messages(&self, n: usize) -> Result<Vec<(String, String)>, GitError> {
+        let count = format!("-n{n}");
+        let out = self.git(&["log", &count, "--format=%H%x1f%B%x1e"])?;
+        Ok(out
+            .split('\u{1e}')
+            .filter_map(|entry| {
+                let (id, body) = entry.trim_start().split_once('\u{1f}')?;
+                Some((id.to_string(), body.trim_end().to_string()))
+            })
+            .collect())
+    }
+
     /// The paths a commit changed.
     pub fn changed_paths(&self, commit: &str) -> Result<Vec<String>, GitError> {
         Ok(self
@@ -271,6 +284,23 @@ mod tests {
             "version: 1.0.0\n"
         );
         assert!(r.state().unwrap().dirty.is_empty());
+    }
+
+    #[test]
+    fn messages_are_read_back_newest_first() {
+        let (d, r) = repo();
+        std::fs::write(d.path().join("apps/hr.yaml"), "version: 1.1.0\n").unwrap();
+        let c = r
+            .commit_paths(
+                &["apps/hr.yaml"],
+                "subject\n\nUpkeep-Run: r1\nUpkeep-To: 1.1.0",
+            )
+            .unwrap();
+        let m = r.messages(5).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].0, c);
+        assert_eq!(m[0].1, "subject\n\nUpkeep-Run: r1\nUpkeep-To: 1.1.0");
+        assert_eq!(m[1].1, "init");
     }
 
     #[test]
