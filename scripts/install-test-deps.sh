@@ -18,7 +18,11 @@ say() { printf 'install-test-deps: %s\n' "$*" >&2; }
 apt_packages=()
 need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_packages+=("$1"); }
 # docker-registry: a real OCI registry for the chart push/detect tests.
-for p in git python3 docker-registry; do need_apt "$p"; done
+# nginx-light, dnsmasq-base: the ingress controller and the DNS server validate-net's tests
+# start on loopback ports of their own. dnsmasq-base is the binary without the system
+# service, so nothing takes port 53 from the machine's resolver; nginx-light's service is
+# not needed (the tests run their own nginx with -p DIR).
+for p in git python3 docker-registry nginx-light dnsmasq-base; do need_apt "$p"; done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "apt-get install ${apt_packages[*]}"

@@ -185,7 +185,9 @@ fn after_a_step_new_restarts_are_regressions_that_name_the_step() {
     // The update: jellyfin's container is OOM-killed after the baseline,
     // and its Deployment is short of a replica.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let status = serde_json::json!({"status": {"containerStatuses": [{
         "name": "main", "image": "jellyfin/jellyfin:10.10.3", "imageID": "", "ready": true,
         "restartCount": 3, "state": {"running": {"startedAt": now}},
@@ -265,7 +267,8 @@ fn after_a_step_new_restarts_are_regressions_that_name_the_step() {
     let cause = regressions[0]["cause"].as_str().unwrap();
     assert!(
         cause.starts_with("after chart media/jellyfin 2.1.0 -> 2.2.0 (commit 4f2a9c1e0b7d)")
-            && cause.contains("which changed Deployment media/jellyfin, HelmRelease media/jellyfin")
+            && cause
+                .contains("which changed Deployment media/jellyfin, HelmRelease media/jellyfin")
             && cause.contains("this check looked at an object the step changed"),
         "{cause}"
     );

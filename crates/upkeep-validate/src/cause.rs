@@ -57,7 +57,11 @@ async fn events_by_namespace(
         .resource(&ResourceRef::preferred("", "Event"))
         .await?;
     let mut by_ns: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for o in checks.iter().filter(|c| c.regression).flat_map(|c| &c.objects) {
+    for o in checks
+        .iter()
+        .filter(|c| c.regression)
+        .flat_map(|c| &c.objects)
+    {
         let ns = namespace_of(o);
         if by_ns.contains_key(&ns) {
             continue;

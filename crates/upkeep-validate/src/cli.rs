@@ -18,14 +18,16 @@ pub enum Validator {
     Flux,
     Apps,
     Storage,
+    Net,
 }
 
 impl Validator {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Validator::Flux => "flux",
             Validator::Apps => "apps",
             Validator::Storage => "storage",
+            Validator::Net => "net",
         }
     }
 }
@@ -76,10 +78,11 @@ pub struct ValidateArgs {
     /// validate-storage: the storage class the data test's PVC uses.
     #[arg(long, value_name = "NAME", default_value = "longhorn")]
     pub storage_class: String,
-    /// validate-storage: where the data test's objects live while it runs.
+    /// validate-storage, validate-net: where the test's objects live while it runs.
     #[arg(long, value_name = "NS", default_value = "default")]
     pub test_namespace: String,
-    /// validate-storage: the data test's image (needs sh, dd, sha256sum).
+    /// validate-storage, validate-net: the test pods' image (needs sh, dd, sha256sum;
+    /// validate-net: nslookup, httpd, wget).
     #[arg(
         long,
         value_name = "IMAGE",
@@ -100,11 +103,28 @@ pub struct ValidateArgs {
 /// Runs one validator: exit 0 when nothing (new) fails, 1 when something
 /// does, 2 for bad input, 3 when the cluster cannot be read.
 pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError> {
+    run_with(validator, args, None)
+}
+
+/// `validate-net`: the shared flags and its own ([`crate::net::NetArgs`]).
+pub fn run_net(args: ValidateArgs, net: crate::net::NetArgs) -> Result<Outcome, CliError> {
+    run_with(Validator::Net, args, Some(net))
+}
+
+fn run_with(
+    validator: Validator,
+    args: ValidateArgs,
+    net: Option<crate::net::NetArgs>,
+) -> Result<Outcome, CliError> {
     upkeep_cli::init_logging(&args.log);
     let settings = upkeep_cli::load_settings(&args.config, None, Some(&args.cluster), None)?;
     let deadline = upkeep_config::parse_duration(&args.timeout)
         .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
     let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
+    let net = net
+        .map(|n| n.options(&args.test_namespace, &args.test_image, deadline))
+        .transpose()
+        .map_err(CliError::usage)?;
     let after_step = args.after_step.as_deref().map(read_step).transpose()?;
     let selection = Selection {
         namespaces: args.namespaces.clone(),
@@ -114,6 +134,7 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
         Validator::Flux => crate::flux::KINDS,
         Validator::Apps => crate::apps::KINDS,
         Validator::Storage => crate::storage::KINDS,
+        Validator::Net => crate::net::KINDS,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -169,6 +190,7 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                         crate::apps::check(&objects, baseline.as_ref().map(|b| b.started_at.0))
                     }
                     Validator::Storage => crate::storage::check(&objects),
+                    Validator::Net => crate::net::check(&objects),
                 };
                 early.checks.append(&mut checks.checks);
                 early.not_run.append(&mut checks.not_run);
@@ -182,6 +204,10 @@ pub fn run(validator: Validator, args: ValidateArgs) -> Result<Outcome, CliError
                         "the data test needs a live cluster, not --cluster-dump",
                     ),
                     _ => {}
+                }
+                if let Some(net) = &net {
+                    // Within --timeout: the probes keep a part of it for their clean-up.
+                    crate::net::run(cluster.as_ref(), &objects, net, &mut checks).await?;
                 }
                 let mut report = ValidationReport {
                     api_version: ApiVersion,

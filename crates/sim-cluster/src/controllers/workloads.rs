@@ -3,8 +3,11 @@
 //! scheduled on a node, runs, and — when it runs to completion (`restartPolicy` Never or
 //! OnFailure) — ends `Succeeded` or, when `SIM.yaml` says so, `Failed`, with the logs
 //! configured for it served by `pods/log`. Pods loaded with a phase are left alone.
+//! A DaemonSet created by a client gets one pod per schedulable node (each with its own pod
+//! IP, so probes between nodes can be told apart) and its status counts; DaemonSets loaded
+//! with a status are left alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -17,6 +20,7 @@ use crate::store::{Store, now};
 
 const KUBELET: &str = "kubelet";
 const JOB_CONTROLLER: &str = "job-controller";
+const DAEMONSET_CONTROLLER: &str = "daemon-set-controller";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Stage {
@@ -30,6 +34,10 @@ pub(super) struct Workloads {
     delay: Delay,
     /// Pods this controller is running, by namespace/name.
     tracked: HashMap<String, (Stage, Instant)>,
+    /// UIDs of the DaemonSets this controller runs (created without a status).
+    daemonsets: HashSet<String>,
+    /// Hands out pod IPs: the last octet, per node.
+    next_ip: HashMap<String, u8>,
 }
 
 impl Workloads {
@@ -39,8 +47,46 @@ impl Workloads {
             logs,
             delay: Delay::new(cfg.delay.0),
             tracked: HashMap::new(),
+            daemonsets: HashSet::new(),
+            next_ip: HashMap::new(),
         }
     }
+
+    /// A pod IP in the node's own /24 (`10.42.<node index>.<n>`), as flannel hands out.
+    fn pod_ip(&mut self, nodes: &[String], node: Option<&str>) -> String {
+        let index = node
+            .and_then(|n| nodes.iter().position(|x| x == n))
+            .unwrap_or(0);
+        let key = node.unwrap_or("").to_string();
+        let n = self.next_ip.entry(key).or_insert(99);
+        *n = if *n >= 254 { 100 } else { *n + 1 };
+        format!("10.42.{index}.{n}")
+    }
+}
+
+/// Names of the nodes pods can be scheduled on, sorted.
+fn schedulable_nodes(store: &Store) -> Vec<String> {
+    let Some(info) = resource(store, "", "nodes") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = list(store, &info)
+        .into_iter()
+        .filter(|n| n.pointer("/spec/unschedulable") != Some(&json!(true)))
+        .map(|n| name_of(&n).to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn owned_by<'a>(pods: &'a [Value], uid: &str) -> Vec<&'a Value> {
+    pods.iter()
+        .filter(|p| {
+            p.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|o| o.iter().any(|r| r["uid"] == uid))
+                && p.pointer("/metadata/deletionTimestamp").is_none()
+        })
+        .collect()
 }
 
 fn job_name(pod: &Value) -> Option<&str> {
@@ -132,12 +178,8 @@ impl Workloads {
         let Some(info) = resource(store, "", "pods") else {
             return;
         };
-        let node = resource(store, "", "nodes").and_then(|n| {
-            list(store, &n)
-                .into_iter()
-                .find(|n| n.pointer("/spec/unschedulable") != Some(&json!(true)))
-                .map(|n| name_of(&n).to_string())
-        });
+        let nodes = schedulable_nodes(store);
+        let node = nodes.first().cloned();
         let mut seen = Vec::new();
         for pod in list(store, &info) {
             let key = format!("{}/{}", ns_of(&pod).unwrap_or(""), name_of(&pod));
@@ -192,7 +234,7 @@ impl Workloads {
                         json!({"running": {"startedAt": t}}),
                         true
                     ));
-                    status["podIP"] = json!("10.42.0.100");
+                    status["podIP"] = json!(self.pod_ip(&nodes, str_at(&pod, "/spec/nodeName")));
                     put_status(store, &info, &pod, status, KUBELET);
                     if runs_to_completion(&pod) {
                         self.tracked.insert(key, (Stage::Running, Instant::now()));
@@ -341,9 +383,214 @@ fn jobs(store: &Store) {
     }
 }
 
+impl Workloads {
+    fn daemonsets(&mut self, store: &Store) {
+        let (Some(info), Some(pods_info)) = (
+            resource(store, "apps", "daemonsets"),
+            resource(store, "", "pods"),
+        ) else {
+            return;
+        };
+        let nodes = schedulable_nodes(store);
+        let pods = list(store, &pods_info);
+        let mut seen = HashSet::new();
+        for ds in list(store, &info) {
+            let uid = str_at(&ds, "/metadata/uid").unwrap_or("").to_string();
+            seen.insert(uid.clone());
+            if !self.daemonsets.contains(&uid) {
+                // Loaded with a status: a picture of a running cluster, not ours to run.
+                if ds
+                    .get("status")
+                    .is_some_and(|s| s.get("desiredNumberScheduled").is_some())
+                {
+                    continue;
+                }
+                self.daemonsets.insert(uid.clone());
+            }
+            if ds.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let ns = ns_of(&ds).unwrap_or("default").to_string();
+            let name = name_of(&ds).to_string();
+            let mine = owned_by(&pods, &uid);
+            for node in &nodes {
+                if mine
+                    .iter()
+                    .any(|p| str_at(p, "/spec/nodeName") == Some(node.as_str()))
+                {
+                    continue;
+                }
+                let template = ds
+                    .pointer("/spec/template")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                let mut meta = template
+                    .get("metadata")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                if !meta.is_object() {
+                    meta = json!({});
+                }
+                meta["generateName"] = json!(format!("{name}-"));
+                meta["namespace"] = json!(ns);
+                meta["ownerReferences"] = json!([{
+                    "apiVersion": "apps/v1", "kind": "DaemonSet", "name": name, "uid": uid,
+                    "controller": true, "blockOwnerDeletion": true,
+                }]);
+                let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+                spec["nodeName"] = json!(node);
+                let pod =
+                    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
+                if let Err(e) =
+                    store.create(&pods_info, Some(&ns), pod, &opts(DAEMONSET_CONTROLLER))
+                {
+                    tracing::debug!(
+                        "{DAEMONSET_CONTROLLER}: pod for {ns}/{name} on {node}: {}",
+                        e.message
+                    );
+                }
+            }
+            let scheduled = mine
+                .iter()
+                .filter(|p| {
+                    str_at(p, "/spec/nodeName").is_some_and(|n| nodes.iter().any(|x| x == n))
+                })
+                .count();
+            let ready = mine
+                .iter()
+                .filter(|p| {
+                    str_at(p, "/status/phase") == Some("Running")
+                        && p.pointer("/status/conditions")
+                            .and_then(Value::as_array)
+                            .is_some_and(|cs| {
+                                cs.iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                            })
+                })
+                .count();
+            let status = json!({
+                "observedGeneration": ds.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                "desiredNumberScheduled": nodes.len(),
+                "currentNumberScheduled": scheduled,
+                "updatedNumberScheduled": scheduled,
+                "numberMisscheduled": mine.len() - scheduled,
+                "numberReady": ready,
+                "numberAvailable": ready,
+                "numberUnavailable": nodes.len().saturating_sub(ready),
+            });
+            put_status(store, &info, &ds, status, DAEMONSET_CONTROLLER);
+        }
+        self.daemonsets.retain(|u| seen.contains(u));
+    }
+}
+
 impl Reconciler for Workloads {
     fn pass(&mut self, store: &Store) {
         jobs(store);
+        self.daemonsets(store);
         self.pods(store);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeleteOptions, WriteOptions};
+
+    fn config() -> WorkloadsConfig {
+        serde_json::from_value(json!({})).unwrap()
+    }
+
+    fn node(store: &Store, name: &str, unschedulable: bool) {
+        let info = resource(store, "", "nodes").unwrap();
+        let n = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"unschedulable": unschedulable}});
+        store
+            .create(&info, None, n, &WriteOptions::default())
+            .unwrap();
+    }
+
+    fn pods_of(store: &Store, uid: &str) -> Vec<Value> {
+        let info = resource(store, "", "pods").unwrap();
+        list(store, &info)
+            .into_iter()
+            .filter(|p| owned_by(std::slice::from_ref(p), uid).len() == 1)
+            .collect()
+    }
+
+    #[test]
+    fn a_daemonset_gets_one_running_pod_per_schedulable_node_with_its_own_ip() {
+        let store = Store::new();
+        node(&store, "n1", false);
+        node(&store, "n2", false);
+        node(&store, "cordoned", true);
+        let ds_info = resource(&store, "apps", "daemonsets").unwrap();
+        let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "probe", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "probe"}},
+                "template": {"metadata": {"labels": {"app": "probe"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+        let created = store
+            .create(&ds_info, Some("default"), ds, &WriteOptions::default())
+            .unwrap();
+        let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+        let mut w = Workloads::new(&config(), PodLogs::default());
+        for _ in 0..4 {
+            w.pass(&store);
+        }
+        let pods = pods_of(&store, &uid);
+        let mut on: Vec<&str> = pods
+            .iter()
+            .map(|p| str_at(p, "/spec/nodeName").unwrap())
+            .collect();
+        on.sort();
+        assert_eq!(on, ["n1", "n2"]);
+        assert!(pods.iter().all(|p| p["status"]["phase"] == "Running"));
+        assert!(
+            pods.iter()
+                .all(|p| p["metadata"]["labels"]["app"] == "probe")
+        );
+        let ips: HashSet<&str> = pods
+            .iter()
+            .map(|p| str_at(p, "/status/podIP").unwrap())
+            .collect();
+        assert_eq!(ips.len(), 2, "{ips:?}");
+        let ds = store.get(&ds_info, Some("default"), "probe").unwrap();
+        assert_eq!(ds["status"]["desiredNumberScheduled"], 2);
+        assert_eq!(ds["status"]["numberReady"], 2);
+    }
+
+    #[test]
+    fn a_loaded_daemonset_is_left_alone_and_a_deleted_one_gets_no_new_pods() {
+        let store = Store::new();
+        node(&store, "n1", false);
+        let ds_info = resource(&store, "apps", "daemonsets").unwrap();
+        let loaded = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "loaded", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}},
+            "status": {"desiredNumberScheduled": 3, "numberReady": 3}});
+        let loaded = store.load(&ds_info, loaded).unwrap();
+        let mut w = Workloads::new(&config(), PodLogs::default());
+        w.pass(&store);
+        assert!(pods_of(&store, loaded["metadata"]["uid"].as_str().unwrap()).is_empty());
+
+        let ours = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "ours", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}});
+        let ours = store
+            .create(&ds_info, Some("default"), ours, &WriteOptions::default())
+            .unwrap();
+        let uid = ours["metadata"]["uid"].as_str().unwrap().to_string();
+        w.pass(&store);
+        assert_eq!(pods_of(&store, &uid).len(), 1);
+        store
+            .delete(&ds_info, Some("default"), "ours", &DeleteOptions::default())
+            .unwrap();
+        w.pass(&store);
+        w.pass(&store);
+        assert!(
+            pods_of(&store, &uid).is_empty(),
+            "pods outlived their DaemonSet"
+        );
     }
 }
