@@ -23,6 +23,7 @@
 //! (the checkout is not applied yet), `cluster-only` and `checkout-only`.
 
 mod analyze;
+pub mod cli;
 pub mod cluster;
 mod resolve;
 mod status;

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output, UpstreamArgs};
-use upkeep_contract::{DocError, SafeText};
+use upkeep_contract::{ComponentUpdates, DocError, SafeText};
 use upkeep_kube::ConnectOptions;
 use upkeep_upstream::Upstream;
 use upkeep_version::Version;
@@ -132,6 +132,23 @@ fn known_bad(
 /// write it), 2 for bad flags or input.
 pub fn run(platform: Platform, args: DetectArgs) -> Result<Outcome, CliError> {
     upkeep_cli::init_logging(&args.log);
+    let (document, degraded) = detect(platform, &args)?;
+    let mut out = Output::new();
+    match args.output {
+        DocFormat::Json => out.json_line(&document)?,
+        DocFormat::Yaml => out.yaml(&document)?,
+    }
+    out.flush()?;
+    Ok(if degraded {
+        Outcome::Degraded
+    } else {
+        Outcome::Done
+    })
+}
+
+/// The detector's document, and whether an upstream or the cluster failed
+/// (the document's `errors` say which).
+pub fn detect(platform: Platform, args: &DetectArgs) -> Result<(ComponentUpdates, bool), CliError> {
     let settings = upkeep_cli::load_settings(
         &args.config,
         Some(&args.upstream),
@@ -152,7 +169,7 @@ pub fn run(platform: Platform, args: DetectArgs) -> Result<Outcome, CliError> {
             .map_err(|e| CliError::usage(format!("--target: {e}")))?,
         None => platform.default_target(),
     };
-    let cluster = cluster_input(&args, &settings, current.is_some())?;
+    let cluster = cluster_input(args, &settings, current.is_some())?;
     let mut inputs = Inputs {
         current,
         ..Default::default()
@@ -233,17 +250,10 @@ pub fn run(platform: Platform, args: DetectArgs) -> Result<Outcome, CliError> {
             e.message
         );
     }
-    let mut out = Output::new();
-    match args.output {
-        DocFormat::Json => out.json_line(&detection.document)?,
-        DocFormat::Yaml => out.yaml(&detection.document)?,
-    }
-    out.flush()?;
-    Ok(if detection.upstream_failed || cluster_failed {
-        Outcome::Degraded
-    } else {
-        Outcome::Done
-    })
+    Ok((
+        detection.document,
+        detection.upstream_failed || cluster_failed,
+    ))
 }
 
 /// Where the cluster's objects come from (see the module docs).

@@ -19,10 +19,12 @@ pub mod datatest;
 pub mod flux;
 pub mod net;
 mod objects;
+mod prove;
 pub mod storage;
 
 pub use baseline::{compare, regressions};
 pub use objects::{Objects, Selection};
+pub use prove::{ProveOptions, prove};
 
 use std::time::Instant;
 

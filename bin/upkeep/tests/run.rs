@@ -1,0 +1,375 @@
+//! `upkeep run`, `resume`, `status` and `rollback` as a user runs them: the
+//! built binary, a real git checkout with a bare origin that the simulated
+//! Flux fetches, and sim-cluster's helm-controller installing (or failing)
+//! the chart versions.
+
+#[path = "../../apply-update/tests/common/flux.rs"]
+mod flux;
+#[path = "../../snapshot/tests/common/sim.rs"]
+mod sim;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flux::*;
+use serde_json::{Value, json};
+use sim::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_upkeep");
+
+/// upkeep.yaml: state and restore points under `dir`, Secrets left out of
+/// restore points (the test has no age key), the Flux and apps validators.
+fn config(dir: &Path) -> PathBuf {
+    let path = dir.join("upkeep.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "stateDir: {}\nsnapshot:\n  excludeSecrets: true\nrun:\n  validators: [flux, apps]\n  stepTimeout: 60s\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn plan(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
+               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
+                          "from": from, "to": to, "update": "minor", "reason": "a newer chart", "reversibility": "revert"}]})
+        .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+fn upkeep(tmp: &Path, g: &Gitops, sim: &Sim, cfg: &Path) -> Command {
+    let mut c = tool(BIN, tmp);
+    c.arg("--config")
+        .arg(cfg)
+        .arg("--gitops")
+        .arg(&g.checkout)
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .args(["-o", "json"]);
+    c
+}
+
+fn record(c: &mut Command) -> (i32, Value, String) {
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let doc = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not a RunRecord ({e}): {stdout:?} {stderr}"));
+    (out.status.code().unwrap(), doc, stderr)
+}
+
+fn ready(sim: &Sim) {
+    eventually("6.5.0 installed", || {
+        (installed(sim)? == ("6.5.0".into(), "deployed".into())).then_some(())
+    });
+}
+
+fn upkeep_commits(g: &Gitops) -> Vec<String> {
+    git(&g.checkout, &["log", "--pretty=%s"])
+        .lines()
+        .filter(|l| l.starts_with("upkeep:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_run_updates_a_chart_with_a_restore_point_and_validators_then_a_broken_one_rolls_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    let sim = cluster(tmp.path(), &g.origin);
+    ready(&sim);
+    let cfg = config(tmp.path());
+
+    // Without --yes and without a terminal, nothing happens.
+    let out = upkeep(tmp.path(), &g, &sim, &cfg)
+        .arg("run")
+        .arg("--plan")
+        .arg(plan(tmp.path(), "p1.json", "6.5.0", "6.6.0"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(upkeep_commits(&g).is_empty());
+
+    let (code, run, stderr) = record(
+        upkeep(tmp.path(), &g, &sim, &cfg)
+            .args(["run", "--yes", "--poll", "200ms", "--plan"])
+            .arg(plan(tmp.path(), "p1.json", "6.5.0", "6.6.0")),
+    );
+    assert_eq!(code, 0, "{run} {stderr}");
+    assert_eq!(run["status"], "completed");
+    let step = &run["steps"][0];
+    assert_eq!(step["status"], "completed");
+    assert_eq!(
+        installed(&sim).unwrap(),
+        ("6.6.0".into(), "deployed".into())
+    );
+    assert_eq!(
+        upkeep_commits(&g),
+        ["upkeep: chart podinfo/podinfo 6.5.0 -> 6.6.0"]
+    );
+    // The restore point exists and every stage's document is in the run folder.
+    let point = PathBuf::from(step["restorePoint"].as_str().unwrap());
+    assert!(point.is_file(), "{}", point.display());
+    let run_dir = tmp
+        .path()
+        .join("state/runs")
+        .join(run["runId"].as_str().unwrap());
+    for f in [
+        "run.json",
+        "plan.json",
+        "step-1/snapshot.json",
+        "step-1/before-flux.json",
+        "step-1/before-apps.json",
+        "step-1/apply.json",
+        "step-1/after-flux.json",
+        "step-1/after-apps.json",
+    ] {
+        assert!(
+            run_dir.join(f).is_file(),
+            "{f} missing in {}",
+            run_dir.display()
+        );
+    }
+    let commit_msg = git(&g.checkout, &["log", "-1", "--pretty=%B"]);
+    assert!(
+        commit_msg.contains(&format!("Upkeep-Run: {}", run["runId"].as_str().unwrap()))
+            && commit_msg.contains(&format!("Upkeep-Restore-Point: {}", point.display())),
+        "{commit_msg}"
+    );
+    // `status` shows the same record.
+    let (code, status, _) = record(upkeep(tmp.path(), &g, &sim, &cfg).arg("status"));
+    assert_eq!(code, 0);
+    assert_eq!(status, run);
+
+    // The broken version: Flux refuses it, the step is reverted, the
+    // validators pass again, the run says rolled back, exit 1.
+    let (code, bad, stderr) = record(
+        upkeep(tmp.path(), &g, &sim, &cfg)
+            .args(["run", "--yes", "--poll", "200ms", "--plan"])
+            .arg(plan(tmp.path(), "p2.json", "6.6.0", "6.7.0")),
+    );
+    assert_eq!(code, 1, "{bad} {stderr}");
+    assert_eq!(bad["status"], "rolled-back");
+    assert_eq!(bad["steps"][0]["status"], "rolled-back");
+    assert!(
+        bad["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not go in"),
+        "{bad}"
+    );
+    let commits = upkeep_commits(&g);
+    assert_eq!(
+        commits[..2],
+        [
+            "upkeep: roll back chart podinfo/podinfo 6.7.0 -> 6.6.0",
+            "upkeep: chart podinfo/podinfo 6.6.0 -> 6.7.0"
+        ]
+    );
+    assert_eq!(installed(&sim).unwrap().0, "6.6.0");
+    let bad_dir = tmp
+        .path()
+        .join("state/runs")
+        .join(bad["runId"].as_str().unwrap());
+    let after: Value = serde_json::from_slice(
+        &std::fs::read(bad_dir.join("step-1/after-rollback-flux.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        after["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["regression"] != true),
+        "{after}"
+    );
+
+    // `rollback` takes the first run's completed step back.
+    let (code, back, stderr) = record(
+        upkeep(tmp.path(), &g, &sim, &cfg)
+            .args(["rollback", "--poll", "200ms"])
+            .arg(run["runId"].as_str().unwrap()),
+    );
+    assert_eq!(code, 0, "{back} {stderr}");
+    assert_eq!(back["steps"][0]["status"], "rolled-back");
+    assert_eq!(installed(&sim).unwrap().0, "6.5.0");
+}
+
+#[test]
+fn a_second_run_is_refused_while_one_holds_the_locks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    let sim = cluster(tmp.path(), &g.origin);
+    ready(&sim);
+    let cfg = config(tmp.path());
+    let p = plan(tmp.path(), "p.json", "6.5.0", "6.6.0");
+    // A slow first run: it polls every 2 s.
+    let mut first = upkeep(tmp.path(), &g, &sim, &cfg)
+        .args(["run", "--yes", "--poll", "2s", "--plan"])
+        .arg(&p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_status(&tmp.path().join("state"), &["applying", "validating-after"]);
+    // Same machine: the local lock.
+    let out = upkeep(tmp.path(), &g, &sim, &cfg)
+        .args(["run", "--yes", "--plan"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another upkeep run is going on this machine"),
+        "{stderr}"
+    );
+    // Another machine (another state directory): the cluster's Lease.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let out = upkeep(tmp.path(), &g, &sim, &config(&other))
+        .args(["run", "--yes", "--plan"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("holds the Lease kube-system/upkeep-run"),
+        "{stderr}"
+    );
+    assert!(first.wait().unwrap().success());
+    // The finished run gave the Lease back.
+    let out = sim.kubectl_out(&["get", "lease", "upkeep-run", "-n", "kube-system"]);
+    assert!(!out.status.success());
+}
+
+/// Polls the state directory's newest run until its step is in one of
+/// `statuses` (or later); returns the status seen.
+fn wait_for_status(state: &Path, statuses: &[&str]) -> String {
+    let start = Instant::now();
+    loop {
+        let runs = state.join("runs");
+        let newest = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).max());
+        if let Some(r) = newest
+            .and_then(|dir| std::fs::read(dir.join("run.json")).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            let s = r["steps"][0]["status"].as_str().unwrap_or("").to_string();
+            if statuses.contains(&s.as_str()) {
+                return s;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no step reached {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILL at each stage of a step, then `upkeep resume`: the run ends
+/// completed, with one update commit, pushed, and the chart installed.
+#[test]
+fn a_run_killed_at_any_stage_resumes_to_the_end() {
+    let order = [
+        "snapshotting",
+        "validating-before",
+        "applying",
+        "validating-after",
+    ];
+    for (n, stage) in order.iter().enumerate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let g = gitops(tmp.path());
+        let sim = cluster(tmp.path(), &g.origin);
+        ready(&sim);
+        let cfg = config(tmp.path());
+        let mut child = upkeep(tmp.path(), &g, &sim, &cfg)
+            .args(["run", "--yes", "--poll", "300ms", "--plan"])
+            .arg(plan(tmp.path(), "p.json", "6.5.0", "6.6.0"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let seen = wait_for_status(&tmp.path().join("state"), &order[n..]);
+        eprintln!("killing the run at {seen} (asked for {stage})");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let (code, run, stderr) =
+            record(upkeep(tmp.path(), &g, &sim, &cfg).args(["resume", "--poll", "200ms"]));
+        assert_eq!(code, 0, "killed at {seen} (wanted {stage}): {run} {stderr}");
+        assert_eq!(run["status"], "completed", "killed at {seen}");
+        assert_eq!(
+            upkeep_commits(&g),
+            ["upkeep: chart podinfo/podinfo 6.5.0 -> 6.6.0"],
+            "killed at {seen}"
+        );
+        assert_eq!(
+            git(&g.origin, &["rev-parse", "main"]),
+            git(&g.checkout, &["rev-parse", "HEAD"]),
+            "killed at {seen}: pushed"
+        );
+        assert_eq!(
+            installed(&sim).unwrap(),
+            ("6.6.0".into(), "deployed".into())
+        );
+        // Nothing left to resume.
+        let out = upkeep(tmp.path(), &g, &sim, &cfg)
+            .arg("resume")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already ended"));
+    }
+}
+
+/// SIGKILL while a refused update is being rolled back, then `resume`: one
+/// revert commit (not two, which would put the broken version back), the
+/// old version installed, the run rolled back.
+#[test]
+fn a_run_killed_while_rolling_back_resumes_to_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    let sim = cluster(tmp.path(), &g.origin);
+    ready(&sim);
+    let cfg = config(tmp.path());
+    let mut child = upkeep(tmp.path(), &g, &sim, &cfg)
+        .args(["run", "--yes", "--poll", "300ms", "--plan"])
+        .arg(plan(tmp.path(), "p.json", "6.5.0", "6.7.0"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_status(&tmp.path().join("state"), &["rolling-back"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (code, run, stderr) =
+        record(upkeep(tmp.path(), &g, &sim, &cfg).args(["resume", "--poll", "200ms"]));
+    assert_eq!(code, 1, "{run} {stderr}");
+    assert_eq!(run["status"], "rolled-back");
+    assert_eq!(
+        upkeep_commits(&g),
+        [
+            "upkeep: roll back chart podinfo/podinfo 6.7.0 -> 6.5.0",
+            "upkeep: chart podinfo/podinfo 6.5.0 -> 6.7.0"
+        ]
+    );
+    assert_eq!(installed(&sim).unwrap().0, "6.5.0");
+    assert_eq!(
+        std::fs::read_to_string(g.checkout.join("apps/podinfo/helmrelease.yaml")).unwrap(),
+        HELMRELEASE
+    );
+}

@@ -1,0 +1,572 @@
+//! `upkeep`'s subcommands: plan, run, resume, status, rollback, window.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
+use upkeep_config::{LonghornSnapshot, RunValidator, Settings};
+use upkeep_contract::{RunRecord, RunStatus, StepStatus, Timestamp, UpdatePlan, UpdateReport};
+use upkeep_kube::{Cluster, ConnectOptions};
+use upkeep_snapshot::LonghornMode;
+use upkeep_validate::cli::Validator;
+
+use crate::engine::status_name;
+use crate::{RunError, RunOptions, RunStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// The GitOps checkout (default: gitops.dir of upkeep.yaml); without one,
+    /// updates patch the cluster directly.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub gitops: Option<PathBuf>,
+    /// Output: lines for people, or the document as one JSON line.
+    #[arg(short, long, global = true, value_enum, default_value = "text")]
+    pub output: Format,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Every detector (k3s, Flux, Longhorn, the charts) at once, merged into one UpdateReport.
+    Scan {
+        /// Write the UpdateReport here too (for `upkeep plan --report`).
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+    },
+    /// An UpdatePlan from an UpdateReport and upkeep.yaml's policy: steps in dependency order.
+    Plan {
+        /// The UpdateReport (`-` for stdin), as merge-report writes it.
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+    },
+    /// Applies a plan step by step: restore point, validators, update, validators, rollback on a regression.
+    Run(RunArgs),
+    /// Goes on with a stopped run from where it stopped (default: the newest run).
+    Resume {
+        run: Option<String>,
+        #[command(flatten)]
+        how: HowArgs,
+    },
+    /// The state of a run and its steps (default: the newest run).
+    Status { run: Option<String> },
+    /// Takes back a finished run's completed steps, newest first.
+    Rollback {
+        run: String,
+        /// Only this step (its index in the plan).
+        #[arg(long, value_name = "N")]
+        step: Option<usize>,
+        #[command(flatten)]
+        how: HowArgs,
+    },
+    /// Maintenance windows: `check` exits 0 inside one, `next` says when the next one opens.
+    Window {
+        #[arg(value_enum)]
+        action: WindowAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WindowAction {
+    Check,
+    Next,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The UpdatePlan (`-` for stdin), as `upkeep plan` writes it.
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Show each step's edit and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run outside the maintenance windows; needs --reason, which is recorded.
+    #[arg(long, requires = "reason")]
+    pub emergency: bool,
+    #[arg(long, value_name = "TEXT", requires = "emergency")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub how: HowArgs,
+}
+
+/// How steps are carried out (run, resume, rollback).
+#[derive(Debug, Clone, Args)]
+pub struct HowArgs {
+    /// Take no restore point before each step (the way back is then only Git).
+    #[arg(long)]
+    pub no_restore_point: bool,
+    /// Do not push commits to the checkout's origin (default: upkeep.yaml run.push, else push).
+    #[arg(long)]
+    pub no_push: bool,
+    /// How often to look while waiting for Flux and the cluster.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub poll: String,
+    /// How long the cluster Lease lasts without renewal (a killed run frees it after this).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub lease_ttl: String,
+}
+
+fn duration(flag: &str, v: &str) -> Result<Duration, CliError> {
+    upkeep_config::parse_duration(v).map_err(|e| CliError::usage(format!("{flag}: {e}")))
+}
+
+fn run_error(e: RunError) -> CliError {
+    match e.exit_code() {
+        2 => CliError::usage(e),
+        _ => CliError::environment(e),
+    }
+}
+
+fn read_doc<T: upkeep_contract::DocumentKind>(
+    path: &std::path::Path,
+    flag: &str,
+) -> Result<T, CliError> {
+    let (bytes, shown) = if path == std::path::Path::new("-") {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| CliError::usage(format!("{flag} -: {e}")))?;
+        (b, "stdin".to_string())
+    } else {
+        let shown = path.display().to_string();
+        (
+            std::fs::read(path).map_err(|e| CliError::usage(format!("{flag} {shown}: {e}")))?,
+            shown,
+        )
+    };
+    let mut docs = upkeep_contract::read_kind::<T>(&bytes, &shown)
+        .map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
+    match docs.len() {
+        1 => Ok(docs.remove(0)),
+        n => Err(CliError::usage(format!(
+            "{flag} {shown}: expected one {}, found {n}",
+            T::KIND
+        ))),
+    }
+}
+
+/// Runs one subcommand.
+pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
+    upkeep_cli::init_logging(&common.log);
+    let settings = upkeep_cli::load_settings(
+        &common.config,
+        None,
+        Some(&common.cluster),
+        common.gitops.clone(),
+    )?;
+    let store = RunStore::new(&settings.state_dir);
+    let mut out = Output::new();
+    let outcome = match command {
+        Command::Scan { save } => {
+            let (report, degraded) = crate::scan::scan(&common.config, &common.cluster, &settings)?;
+            if let Some(path) = save {
+                upkeep_fs::atomic_write(
+                    &path,
+                    format!(
+                        "{}\n",
+                        serde_json::to_string(&report)
+                            .map_err(|e| CliError::usage(format!("--save: {e}")))?
+                    )
+                    .as_bytes(),
+                    0o644,
+                )
+                .map_err(CliError::environment)?;
+            }
+            match common.output {
+                Format::Json => out.json_line(&report)?,
+                Format::Text => out.text(&upkeep_report::render_text(&report))?,
+            }
+            if degraded {
+                Outcome::Degraded
+            } else {
+                Outcome::Done
+            }
+        }
+        Command::Plan { report } => {
+            let report: UpdateReport = read_doc(&report, "--report")?;
+            let policy = crate::policy::from_settings(&settings).map_err(run_error)?;
+            let plan = upkeep_plan::plan(&report, &policy, Timestamp::now());
+            match common.output {
+                Format::Json => out.json_line(&plan)?,
+                Format::Text => out.text(&plan_text(&plan))?,
+            }
+            Outcome::Done
+        }
+        Command::Window { action } => {
+            let now = jiff::Timestamp::now();
+            let windows = crate::engine::windows(&settings).map_err(run_error)?;
+            match action {
+                WindowAction::Check => match crate::window_verdict(&settings, now, false) {
+                    Ok(Some(why)) => {
+                        out.text(&format!("{why}\n"))?;
+                        Outcome::Done
+                    }
+                    Ok(None) => {
+                        out.text("no maintenance windows are configured: any time is allowed\n")?;
+                        Outcome::Done
+                    }
+                    Err(e) => {
+                        out.text(&format!("{e}\n"))?;
+                        Outcome::Negative
+                    }
+                },
+                WindowAction::Next => {
+                    match upkeep_window::next_of(&windows, now) {
+                        Some((s, e)) => out.text(&format!(
+                            "{} to {}\n",
+                            s.strftime("%a %Y-%m-%d %H:%M %Z"),
+                            e.strftime("%a %Y-%m-%d %H:%M %Z")
+                        ))?,
+                        None => out.text("no maintenance windows are configured\n")?,
+                    }
+                    Outcome::Done
+                }
+            }
+        }
+        Command::Status { run } => {
+            let id = match run {
+                Some(r) => r,
+                None => store.latest().map_err(run_error)?.ok_or_else(|| {
+                    CliError::usage(format!("no runs yet in {}", store.runs_dir().display()))
+                })?,
+            };
+            let record = store.record(&id).map_err(run_error)?;
+            print_record(&mut out, common.output, &record)?;
+            Outcome::Done
+        }
+        Command::Run(args) => run_cmd(&common, &settings, &store, args, &mut out)?,
+        Command::Resume { run, how } => {
+            let id = match run {
+                Some(r) => r,
+                None => store
+                    .latest()
+                    .map_err(run_error)?
+                    .ok_or_else(|| CliError::usage("no run to resume"))?,
+            };
+            let opts = run_options(&common, &settings, &how, None)?;
+            let record = with_cluster(&common, &settings, |cluster| async move {
+                crate::resume(&cluster, &store, &id, &opts).await
+            })?;
+            print_record(&mut out, common.output, &record)?;
+            verdict(&record)
+        }
+        Command::Rollback { run, step, how } => {
+            let opts = run_options(&common, &settings, &how, None)?;
+            let record = with_cluster(&common, &settings, |cluster| async move {
+                crate::rollback_run(&cluster, &store, &run, step, &opts).await
+            })?;
+            print_record(&mut out, common.output, &record)?;
+            match record.status {
+                RunStatus::RolledBack => Outcome::Done,
+                _ => Outcome::Negative,
+            }
+        }
+    };
+    out.flush()?;
+    Ok(outcome)
+}
+
+fn verdict(record: &RunRecord) -> Outcome {
+    match record.status {
+        RunStatus::Completed => Outcome::Done,
+        _ => Outcome::Negative,
+    }
+}
+
+fn with_cluster<F, Fut>(
+    common: &Common,
+    settings: &Settings,
+    body: F,
+) -> Result<RunRecord, CliError>
+where
+    F: FnOnce(Cluster) -> Fut,
+    Fut: std::future::Future<Output = Result<RunRecord, RunError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+    let choice = upkeep_cli::cluster_choice(&common.cluster, settings);
+    let connect = ConnectOptions {
+        kubeconfig: choice.kubeconfig,
+        context: choice.context,
+        ..ConnectOptions::default()
+    };
+    upkeep_cli::without_kube_errors(|| {
+        runtime.block_on(async {
+            let cluster = Cluster::connect(&connect).await.map_err(RunError::from)?;
+            tokio::select! {
+                r = body(cluster) => r,
+                // The state file says where it stopped: resume goes on from there.
+                _ = tokio::signal::ctrl_c() => Err(RunError::Input(
+                    "interrupted: `upkeep resume` goes on from the stage it was in".to_string(),
+                )),
+            }
+        })
+    })
+    .map_err(run_error)
+}
+
+fn run_options(
+    common: &Common,
+    settings: &Settings,
+    how: &HowArgs,
+    emergency: Option<String>,
+) -> Result<RunOptions, CliError> {
+    let snapshot_dir = (!how.no_restore_point).then(|| {
+        settings
+            .snapshot
+            .dir
+            .clone()
+            .unwrap_or_else(|| settings.state_dir.join("restore-points"))
+    });
+    let validators = settings
+        .run
+        .validators
+        .clone()
+        .unwrap_or_else(|| vec![RunValidator::Flux, RunValidator::Apps])
+        .into_iter()
+        .map(|v| match v {
+            RunValidator::Flux => Validator::Flux,
+            RunValidator::Apps => Validator::Apps,
+            RunValidator::Storage => Validator::Storage,
+            RunValidator::Net => Validator::Net,
+        })
+        .collect();
+    Ok(RunOptions {
+        gitops: common
+            .gitops
+            .clone()
+            .or_else(|| settings.gitops_dir.clone()),
+        push: !how.no_push && settings.run.push.unwrap_or(true),
+        validators,
+        prove: upkeep_validate::ProveOptions::default(),
+        step_timeout: settings.step_timeout,
+        poll: duration("--poll", &how.poll)?,
+        snapshot_dir,
+        age_recipients: settings.snapshot.age_recipients.clone().unwrap_or_default(),
+        exclude_secrets: settings.snapshot.exclude_secrets.unwrap_or(false),
+        longhorn: match settings.snapshot.longhorn {
+            Some(LonghornSnapshot::Snapshot) => LonghornMode::Snapshot,
+            Some(LonghornSnapshot::Backup) => LonghornMode::Backup,
+            _ => LonghornMode::None,
+        },
+        actor: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
+        emergency,
+        lease_ttl: duration("--lease-ttl", &how.lease_ttl)?,
+    })
+}
+
+fn run_cmd(
+    common: &Common,
+    settings: &Settings,
+    store: &RunStore,
+    args: RunArgs,
+    out: &mut Output,
+) -> Result<Outcome, CliError> {
+    let plan: UpdatePlan = read_doc(&args.plan, "--plan")?;
+    if plan.steps.is_empty() {
+        out.text("the plan has no steps: the cluster is up to date (within the policy)\n")?;
+        return Ok(Outcome::Done);
+    }
+    let opts = run_options(common, settings, &args.how, args.reason.clone())?;
+    if args.dry_run {
+        return dry_run(&plan, &opts, common, out);
+    }
+    let why = crate::window_verdict(settings, jiff::Timestamp::now(), args.emergency)
+        .map_err(run_error)?;
+    if let Some(w) = why {
+        tracing::info!("{w}");
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::usage(
+                "upkeep run changes the cluster: pass --yes to run without a prompt (or --dry-run to see what it would do)",
+            ));
+        }
+        eprint!(
+            "{}Apply these {} step(s)? [y/N] ",
+            plan_text(&plan),
+            plan.steps.len()
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| CliError::usage(format!("stdin: {e}")))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::usage("not confirmed: nothing was changed"));
+        }
+    }
+    let store = store.clone();
+    let record = with_cluster(common, settings, |cluster| async move {
+        crate::run(&cluster, &store, &plan, &opts).await
+    })?;
+    print_record(out, common.output, &record)?;
+    Ok(verdict(&record))
+}
+
+fn dry_run(
+    plan: &UpdatePlan,
+    opts: &RunOptions,
+    common: &Common,
+    out: &mut Output,
+) -> Result<Outcome, CliError> {
+    let Some(dir) = &opts.gitops else {
+        return Err(CliError::usage(
+            "--dry-run shows the GitOps edits: give --gitops DIR (direct mode is tried per step with apply-update --dry-run)",
+        ));
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+    let mut text = String::new();
+    let mut docs = Vec::new();
+    for step in &plan.steps {
+        let s = upkeep_apply::Step {
+            component: step.component.clone(),
+            from: step.from.clone(),
+            to: step.to.clone(),
+        };
+        let o = upkeep_apply::Options {
+            gitops: Some(dir.clone()),
+            dry_run: true,
+            wait: false,
+            ..upkeep_apply::Options::default()
+        };
+        let r = runtime
+            .block_on(upkeep_apply::apply(&s, &o, None))
+            .map_err(|e| match e.exit_code() {
+                2 => CliError::usage(format!("step {}: {e}", step.index)),
+                _ => CliError::environment(format!("step {}: {e}", step.index)),
+            })?;
+        text.push_str(&format!(
+            "step {}: {} {} {} -> {} ({})\n",
+            step.index, step.component.kind, step.component, step.from, step.to, step.reason
+        ));
+        for e in &r.edits {
+            text.push_str(&format!(
+                "  {}:{}\n  - {}\n  + {}\n",
+                e.path,
+                e.line,
+                e.before.trim(),
+                e.after.trim()
+            ));
+        }
+        docs.push(r);
+    }
+    match common.output {
+        Format::Json => {
+            for d in &docs {
+                out.json_line(d)?;
+            }
+        }
+        Format::Text => out.text(&format!("dry run: nothing was changed\n{text}"))?,
+    }
+    Ok(Outcome::Done)
+}
+
+fn plan_text(plan: &UpdatePlan) -> String {
+    let mut s = String::new();
+    if plan.steps.is_empty() {
+        s.push_str("nothing to update\n");
+    }
+    for step in &plan.steps {
+        s.push_str(&format!(
+            "{:>2}. {} {} {} -> {}  ({}; {})\n",
+            step.index,
+            step.component.kind,
+            step.component,
+            step.from,
+            step.to,
+            step.reason,
+            match step.reversibility {
+                upkeep_contract::Reversibility::Revert => "reverts with a commit",
+                upkeep_contract::Reversibility::RestorePointOnly =>
+                    "one-way: only the restore point takes it back",
+            }
+        ));
+    }
+    for u in &plan.unreachable {
+        s.push_str(&format!(
+            "  not planned: {} {}: {}\n",
+            u.component,
+            u.version,
+            u.why
+                .iter()
+                .map(|f| f.message.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    s
+}
+
+fn print_record(out: &mut Output, format: Format, r: &RunRecord) -> Result<(), CliError> {
+    match format {
+        Format::Json => out.json_line(r),
+        Format::Text => {
+            let mut s = format!(
+                "{}: {} (started {}",
+                r.run_id,
+                status_name(r.status),
+                r.started_at
+            );
+            if let Some(f) = &r.finished_at {
+                s.push_str(&format!(", finished {f}"));
+            }
+            s.push_str(")\n");
+            for st in &r.steps {
+                s.push_str(&format!(
+                    "{:>2}. {:<18} {} {} {} -> {}\n",
+                    st.index,
+                    step_status(st.status),
+                    st.component.kind,
+                    st.component,
+                    st.from,
+                    st.to
+                ));
+                if let Some(c) = &st.commit_after {
+                    s.push_str(&format!("      commit {}\n", &c[..c.len().min(12)]));
+                }
+                if let Some(p) = &st.restore_point {
+                    s.push_str(&format!("      restore point {p}\n"));
+                }
+                if let Some(e) = &st.error {
+                    s.push_str(&format!("      {e}\n"));
+                }
+            }
+            out.text(&s)
+        }
+    }
+}
+
+fn step_status(s: StepStatus) -> &'static str {
+    match s {
+        StepStatus::Pending => "pending",
+        StepStatus::Snapshotting => "restore point",
+        StepStatus::ValidatingBefore => "validating before",
+        StepStatus::Applying => "applying",
+        StepStatus::ValidatingAfter => "validating after",
+        StepStatus::RollingBack => "rolling back",
+        StepStatus::Completed => "completed",
+        StepStatus::RolledBack => "rolled back",
+        StepStatus::Failed => "FAILED",
+        StepStatus::Skipped => "skipped",
+    }
+}

@@ -1,0 +1,662 @@
+//! The run loop and its stages. Each stage saves the step's new status
+//! before it does its work, so that whatever kills the process, `resume`
+//! starts that stage again; every stage can run twice without harm (a
+//! restore point is taken again, an update already committed is found by
+//! its trailers and waited on, a revert already made is not made again).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use upkeep_apply::Step;
+use upkeep_contract::{
+    AfterStep, ApiVersion, ApplyResult, ApplyStatus, Emergency, PlanStep, Reversibility, RunRecord,
+    RunStatus, SafeText, StepRecord, StepStatus, Timestamp, UpdatePlan, ValidationReport,
+};
+use upkeep_kube::Cluster;
+use upkeep_snapshot::{CreateOptions, LonghornMode, Recipients};
+use upkeep_validate::ProveOptions;
+use upkeep_validate::cli::Validator;
+
+use crate::lease::Lease;
+use crate::{RunError, RunStore};
+
+/// The validators a run proves each step with.
+pub type Validators = Vec<Validator>;
+
+/// How a run works; built from upkeep.yaml and the flags.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub gitops: Option<PathBuf>,
+    pub push: bool,
+    pub validators: Validators,
+    pub prove: ProveOptions,
+    pub step_timeout: Duration,
+    pub poll: Duration,
+    /// Where restore points go; `None` takes none (refused unless the
+    /// operator said so, see the CLI).
+    pub snapshot_dir: Option<PathBuf>,
+    pub age_recipients: Vec<String>,
+    pub exclude_secrets: bool,
+    pub longhorn: LonghornMode,
+    /// Who runs it, for the record.
+    pub actor: String,
+    pub emergency: Option<String>,
+    pub lease_ttl: Duration,
+}
+
+enum StepEnd {
+    Completed,
+    RolledBack,
+    Failed,
+}
+
+fn describe(s: &PlanStep) -> String {
+    format!(
+        "{} {} {} -> {}",
+        s.component.kind, s.component, s.from, s.to
+    )
+}
+
+/// Starts a run of `plan`. Returns the record as it ended.
+pub async fn run(
+    cluster: &Cluster,
+    store: &RunStore,
+    plan: &UpdatePlan,
+    opts: &RunOptions,
+) -> Result<RunRecord, RunError> {
+    if plan.steps.is_empty() {
+        return Err(RunError::Input(
+            "the plan has no steps: nothing to update".to_string(),
+        ));
+    }
+    check_options(opts)?;
+    let started_at = Timestamp::now();
+    // The time sorts runs; the suffix keeps two runs started in the same
+    // second (on two machines) apart, since the run id names the Lease holder.
+    let now = jiff::Timestamp::now();
+    let suffix = (now.subsec_nanosecond() as u32 ^ std::process::id().rotate_left(16)) & 0xffff;
+    let run_id = format!(
+        "run-{}-{suffix:04x}",
+        started_at.0.strftime("%Y%m%dT%H%M%SZ")
+    );
+    let _local = local_lock(store, &run_id)?;
+    let lease = Lease::acquire(cluster, &holder(&run_id), opts.lease_ttl).await?;
+    let mut record = RunRecord {
+        api_version: ApiVersion,
+        kind: Default::default(),
+        run_id: run_id.clone(),
+        started_at,
+        finished_at: None,
+        status: RunStatus::Running,
+        actor: opts.actor.clone(),
+        emergency: opts.emergency.as_ref().map(|r| Emergency {
+            reason: SafeText::new(r),
+        }),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                index: s.index,
+                component: s.component.clone(),
+                from: s.from.clone(),
+                to: s.to.clone(),
+                status: StepStatus::Pending,
+                restore_point: None,
+                commit_before: None,
+                commit_after: None,
+                error: None,
+            })
+            .collect(),
+        errors: Vec::new(),
+    };
+    store.save_plan(&run_id, plan)?;
+    store.save_record(&record)?;
+    tracing::info!(
+        "{run_id}: {} step(s); state in {}",
+        plan.steps.len(),
+        store.run_dir(&run_id).display()
+    );
+    drive(cluster, store, plan, &mut record, opts, lease).await?;
+    Ok(record)
+}
+
+/// Goes on with a run that was stopped (killed, interrupted, or ended by an
+/// error the environment caused) from the stage it was in.
+pub async fn resume(
+    cluster: &Cluster,
+    store: &RunStore,
+    run_id: &str,
+    opts: &RunOptions,
+) -> Result<RunRecord, RunError> {
+    let mut record = store.record(run_id)?;
+    if record.status != RunStatus::Running {
+        return Err(RunError::Input(format!(
+            "{run_id} already ended ({}); nothing to resume",
+            status_name(record.status)
+        )));
+    }
+    check_options(opts)?;
+    let plan = store.plan(run_id)?;
+    let _local = local_lock(store, run_id)?;
+    let lease = Lease::acquire(cluster, &holder(run_id), opts.lease_ttl).await?;
+    tracing::info!("{run_id}: resuming");
+    drive(cluster, store, &plan, &mut record, opts, lease).await?;
+    Ok(record)
+}
+
+fn holder(run_id: &str) -> String {
+    format!("upkeep {run_id}")
+}
+
+fn local_lock(store: &RunStore, run_id: &str) -> Result<upkeep_fs::RunLock, RunError> {
+    upkeep_fs::RunLock::acquire(
+        &store.lock_path(),
+        &format!("{run_id} (pid {})", std::process::id()),
+    )
+    .map_err(|e| match e {
+        upkeep_fs::FsError::Locked { .. } => {
+            RunError::Busy(format!("another upkeep run is going on this machine: {e}"))
+        }
+        e => e.into(),
+    })
+}
+
+fn check_options(opts: &RunOptions) -> Result<(), RunError> {
+    if opts.snapshot_dir.is_some() && opts.age_recipients.is_empty() && !opts.exclude_secrets {
+        return Err(RunError::Input(
+            "snapshot.ageRecipients: none given; restore points never store Secrets unencrypted: \
+             add an age recipient (snapshot keygen) or set snapshot.excludeSecrets"
+                .to_string(),
+        ));
+    }
+    Recipients::parse(&opts.age_recipients)?;
+    Ok(())
+}
+
+pub(crate) fn status_name(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running",
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "failed",
+        RunStatus::RolledBack => "rolled back",
+        RunStatus::Aborted => "aborted",
+    }
+}
+
+async fn drive(
+    cluster: &Cluster,
+    store: &RunStore,
+    plan: &UpdatePlan,
+    record: &mut RunRecord,
+    opts: &RunOptions,
+    lease: Lease,
+) -> Result<(), RunError> {
+    let total = plan.steps.len();
+    let mut outcome = Ok(());
+    for (i, step) in plan.steps.iter().enumerate() {
+        match record.steps[i].status {
+            StepStatus::Completed | StepStatus::Skipped => continue,
+            StepStatus::RolledBack | StepStatus::Failed => break,
+            _ => {}
+        }
+        tracing::info!("step {}/{total}: {}", step.index, describe(step));
+        // The Lease is renewed while a step works, however long its waits.
+        let end = {
+            let work = do_step(cluster, store, step, record, i, opts);
+            tokio::pin!(work);
+            let mut tick = tokio::time::interval((opts.lease_ttl / 3).max(Duration::from_secs(1)));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = tick.tick() => {
+                        if let Err(e) = lease.renew(cluster).await {
+                            tracing::warn!("cannot renew the Lease: {e}");
+                        }
+                    }
+                }
+            }
+        };
+        match end {
+            Ok(StepEnd::Completed) => continue,
+            Ok(StepEnd::RolledBack) => {
+                record.status = RunStatus::RolledBack;
+                break;
+            }
+            Ok(StepEnd::Failed) => {
+                record.status = RunStatus::Failed;
+                break;
+            }
+            // The state says where it stopped; `upkeep resume` goes on from there.
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    if outcome.is_ok() && record.status == RunStatus::Running {
+        record.status = RunStatus::Completed;
+    }
+    if record.status != RunStatus::Running {
+        record.finished_at = Some(Timestamp::now());
+    }
+    store.save_record(record)?;
+    if record.status != RunStatus::Running
+        && let Err(e) = lease.release(cluster).await
+    {
+        tracing::warn!("cannot release the Lease: {e}");
+    }
+    outcome
+}
+
+fn set(
+    store: &RunStore,
+    record: &mut RunRecord,
+    i: usize,
+    status: StepStatus,
+) -> Result<(), RunError> {
+    record.steps[i].status = status;
+    store.save_record(record)
+}
+
+fn apply_options(
+    opts: &RunOptions,
+    run_id: &str,
+    restore_point: Option<String>,
+) -> upkeep_apply::Options {
+    upkeep_apply::Options {
+        gitops: opts.gitops.clone(),
+        push: opts.push,
+        dry_run: false,
+        wait: true,
+        within: opts.step_timeout,
+        poll: opts.poll,
+        run_id: Some(run_id.to_string()),
+        restore_point,
+    }
+}
+
+/// The namespaces a step's restore point covers: what it touches; a k3s
+/// hop or a Longhorn minor touches everything.
+fn scope(step: &PlanStep) -> Vec<String> {
+    use upkeep_contract::ComponentKind;
+    if matches!(
+        step.component.kind,
+        ComponentKind::K3s | ComponentKind::Longhorn
+    ) {
+        return Vec::new();
+    }
+    let mut ns: Vec<String> = step
+        .component
+        .namespace
+        .iter()
+        .cloned()
+        .chain(step.touches.iter().filter_map(|o| o.namespace.clone()))
+        .collect();
+    ns.sort();
+    ns.dedup();
+    ns
+}
+
+async fn prove_all(
+    cluster: &Cluster,
+    store: &RunStore,
+    record: &RunRecord,
+    step: &PlanStep,
+    opts: &RunOptions,
+    stage: &str,
+    after: Option<&ApplyResult>,
+) -> Result<Vec<ValidationReport>, RunError> {
+    let dir = store.step_dir(&record.run_id, step.index);
+    let mut out = Vec::new();
+    for v in &opts.validators {
+        let baseline: Option<ValidationReport> = match stage {
+            "before" => None,
+            _ => store.read(&dir.join(format!("before-{}.json", v.name())))?,
+        };
+        let after_step = after.map(|a| {
+            let mut s = AfterStep::from_apply(a);
+            s.index = Some(step.index);
+            s
+        });
+        let report =
+            upkeep_validate::prove(cluster, *v, &opts.prove, baseline.as_ref(), after_step).await?;
+        store.write(&dir.join(format!("{stage}-{}.json", v.name())), &report)?;
+        out.push(report);
+    }
+    Ok(out)
+}
+
+fn regressions(reports: &[ValidationReport]) -> Vec<String> {
+    reports
+        .iter()
+        .flat_map(|r| r.checks.iter().filter(|c| c.regression))
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+async fn do_step(
+    cluster: &Cluster,
+    store: &RunStore,
+    step: &PlanStep,
+    record: &mut RunRecord,
+    i: usize,
+    opts: &RunOptions,
+) -> Result<StepEnd, RunError> {
+    let run_id = record.run_id.clone();
+    let dir = store.step_dir(&run_id, step.index);
+    let apply_path = dir.join("apply.json");
+    loop {
+        match record.steps[i].status {
+            StepStatus::Pending | StepStatus::Snapshotting => {
+                set(store, record, i, StepStatus::Snapshotting)?;
+                if let Some(snap_dir) = &opts.snapshot_dir {
+                    create_private_dir(snap_dir)?;
+                    let out = snap_dir.join(format!("{run_id}-step-{}.tar.zst", step.index));
+                    tracing::info!("  restore point {}", out.display());
+                    let manifest = upkeep_snapshot::create(
+                        cluster,
+                        &CreateOptions {
+                            out: out.clone(),
+                            namespaces: scope(step),
+                            recipients: Recipients::parse(&opts.age_recipients)?,
+                            exclude_secrets: opts.exclude_secrets,
+                            gitops: opts.gitops.clone(),
+                            longhorn: opts.longhorn,
+                            longhorn_timeout: opts.step_timeout,
+                            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                            page_size: 500,
+                            datastore_timeout: opts.step_timeout,
+                            ..CreateOptions::default()
+                        },
+                    )
+                    .await?;
+                    store.write(&dir.join("snapshot.json"), &manifest)?;
+                    record.steps[i].restore_point = Some(out.display().to_string());
+                }
+                set(store, record, i, StepStatus::ValidatingBefore)?;
+            }
+            StepStatus::ValidatingBefore => {
+                tracing::info!("  validators before");
+                prove_all(cluster, store, record, step, opts, "before", None).await?;
+                set(store, record, i, StepStatus::Applying)?;
+            }
+            StepStatus::Applying => {
+                tracing::info!("  applying");
+                let s = Step {
+                    component: step.component.clone(),
+                    from: step.from.clone(),
+                    to: step.to.clone(),
+                };
+                let point = record.steps[i].restore_point.clone();
+                let result =
+                    upkeep_apply::apply(&s, &apply_options(opts, &run_id, point), Some(cluster))
+                        .await?;
+                store.write(&apply_path, &result)?;
+                record.steps[i].commit_after = result.commit.clone();
+                if result.status == ApplyStatus::Failed {
+                    record.steps[i].error = Some(SafeText::new(&format!(
+                        "the update did not go in: {}",
+                        result
+                            .errors
+                            .iter()
+                            .map(|e| e.message.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )));
+                    set(store, record, i, StepStatus::RollingBack)?;
+                } else {
+                    set(store, record, i, StepStatus::ValidatingAfter)?;
+                }
+            }
+            StepStatus::ValidatingAfter => {
+                tracing::info!("  validators after");
+                let applied: Option<ApplyResult> = store.read(&apply_path)?;
+                let reports = prove_all(
+                    cluster,
+                    store,
+                    record,
+                    step,
+                    opts,
+                    "after",
+                    applied.as_ref(),
+                )
+                .await?;
+                let new = regressions(&reports);
+                if new.is_empty() {
+                    set(store, record, i, StepStatus::Completed)?;
+                    tracing::info!("  done");
+                    return Ok(StepEnd::Completed);
+                }
+                record.steps[i].error = Some(SafeText::new(&format!(
+                    "{} check(s) fail since the update: {}",
+                    new.len(),
+                    new.join("; ")
+                )));
+                set(store, record, i, StepStatus::RollingBack)?;
+            }
+            StepStatus::RollingBack => {
+                return roll_back(cluster, store, step, record, i, opts).await;
+            }
+            StepStatus::Completed | StepStatus::Skipped => return Ok(StepEnd::Completed),
+            StepStatus::RolledBack => return Ok(StepEnd::RolledBack),
+            StepStatus::Failed => return Ok(StepEnd::Failed),
+        }
+    }
+}
+
+/// Restore points hold the cluster's objects: the directory is the operator's alone.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), RunError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| RunError::io(dir, e))
+}
+
+fn append_error(record: &mut RunRecord, i: usize, more: &str) {
+    let text = match &record.steps[i].error {
+        Some(e) => format!("{e}; {more}"),
+        None => more.to_string(),
+    };
+    record.steps[i].error = Some(SafeText::new(&text));
+}
+
+async fn roll_back(
+    cluster: &Cluster,
+    store: &RunStore,
+    step: &PlanStep,
+    record: &mut RunRecord,
+    i: usize,
+    opts: &RunOptions,
+) -> Result<StepEnd, RunError> {
+    let run_id = record.run_id.clone();
+    let dir = store.step_dir(&run_id, step.index);
+    tracing::warn!("  rolling back");
+    if step.reversibility == Reversibility::RestorePointOnly {
+        let how = match &record.steps[i].restore_point {
+            Some(p) => format!("restore {p} --mode replace"),
+            None => "restore from your own backup (this run took no restore point)".to_string(),
+        };
+        append_error(
+            record,
+            i,
+            &format!(
+                "a one-way update cannot be reverted; the way back is the restore point: {how}"
+            ),
+        );
+        set(store, record, i, StepStatus::Failed)?;
+        return Ok(StepEnd::Failed);
+    }
+    let applied: Option<ApplyResult> = store.read(&dir.join("apply.json"))?;
+    let Some(applied) = applied else {
+        append_error(
+            record,
+            i,
+            "nothing was applied, so there is nothing to roll back",
+        );
+        set(store, record, i, StepStatus::Failed)?;
+        return Ok(StepEnd::Failed);
+    };
+    let point = record.steps[i].restore_point.clone();
+    let back = upkeep_apply::rollback(
+        &applied,
+        &apply_options(opts, &run_id, point),
+        Some(cluster),
+    )
+    .await?;
+    store.write(&dir.join("rollback.json"), &back)?;
+    if back.status != ApplyStatus::RolledBack {
+        append_error(
+            record,
+            i,
+            &format!(
+                "the rollback did not complete: {}",
+                back.errors
+                    .iter()
+                    .map(|e| e.message.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        );
+        set(store, record, i, StepStatus::Failed)?;
+        return Ok(StepEnd::Failed);
+    }
+    // Rolled back is only as good as the checks after it.
+    let reports = prove_all(
+        cluster,
+        store,
+        record,
+        step,
+        opts,
+        "after-rollback",
+        Some(&back),
+    )
+    .await?;
+    let still = regressions(&reports);
+    if still.is_empty() {
+        set(store, record, i, StepStatus::RolledBack)?;
+        tracing::warn!("  rolled back; the validators pass as before the step");
+        Ok(StepEnd::RolledBack)
+    } else {
+        append_error(
+            record,
+            i,
+            &format!(
+                "rolled back, but {} check(s) still fail: {}",
+                still.len(),
+                still.join("; ")
+            ),
+        );
+        set(store, record, i, StepStatus::Failed)?;
+        Ok(StepEnd::Failed)
+    }
+}
+
+/// Takes back a finished run's completed steps, newest first (or only
+/// step `only`): each one's revert and the wait for the old version.
+pub async fn rollback_run(
+    cluster: &Cluster,
+    store: &RunStore,
+    run_id: &str,
+    only: Option<usize>,
+    opts: &RunOptions,
+) -> Result<RunRecord, RunError> {
+    let mut record = store.record(run_id)?;
+    if record.status == RunStatus::Running {
+        return Err(RunError::Input(format!(
+            "{run_id} is still running (or was stopped): `upkeep resume {run_id}` first"
+        )));
+    }
+    let plan = store.plan(run_id)?;
+    let _local = local_lock(store, run_id)?;
+    let lease = Lease::acquire(cluster, &holder(run_id), opts.lease_ttl).await?;
+    let mut any = false;
+    for i in (0..record.steps.len()).rev() {
+        let index = record.steps[i].index;
+        if record.steps[i].status != StepStatus::Completed || only.is_some_and(|n| n != index) {
+            continue;
+        }
+        any = true;
+        let step = &plan.steps[i];
+        tracing::info!("rolling back step {index}: {}", describe(step));
+        set(store, &mut record, i, StepStatus::RollingBack)?;
+        match roll_back(cluster, store, step, &mut record, i, opts).await? {
+            StepEnd::RolledBack => {}
+            _ => {
+                record.status = RunStatus::Failed;
+                break;
+            }
+        }
+        record.status = RunStatus::RolledBack;
+    }
+    if let Some(n) = only.filter(|_| !any) {
+        return Err(RunError::Input(format!(
+            "{run_id}: step {n} is not a completed step of the run"
+        )));
+    }
+    record.finished_at = Some(Timestamp::now());
+    store.save_record(&record)?;
+    if let Err(e) = lease.release(cluster).await {
+        tracing::warn!("cannot release the Lease: {e}");
+    }
+    Ok(record)
+}
+
+/// Whether a run may start now: inside a window (or no windows configured),
+/// or an emergency with its reason. The error says when the next window is.
+pub fn window_verdict(
+    settings: &upkeep_config::Settings,
+    now: jiff::Timestamp,
+    emergency: bool,
+) -> Result<Option<String>, RunError> {
+    let windows = windows(settings)?;
+    if windows.is_empty() {
+        return Ok(None);
+    }
+    if let Some(z) = upkeep_window::inside_any(&windows, now) {
+        return Ok(Some(format!(
+            "inside the maintenance window (local time {})",
+            z.strftime("%a %H:%M %Z")
+        )));
+    }
+    if emergency {
+        return Ok(Some(
+            "outside every maintenance window: an emergency run".to_string(),
+        ));
+    }
+    let next = match upkeep_window::next_of(&windows, now) {
+        Some((start, end)) => format!(
+            "the next one is {} to {}",
+            start.strftime("%a %Y-%m-%d %H:%M %Z"),
+            end.strftime("%H:%M")
+        ),
+        None => "no window ever opens".to_string(),
+    };
+    Err(RunError::Window(format!(
+        "outside every maintenance window ({next}); wait for it, or run with --emergency --reason TEXT"
+    )))
+}
+
+/// The configured windows, validated; an error names the key.
+pub(crate) fn windows(
+    settings: &upkeep_config::Settings,
+) -> Result<Vec<upkeep_window::Window>, RunError> {
+    settings
+        .windows
+        .iter()
+        .map(|(key, w)| {
+            upkeep_window::Window::from_spec(&upkeep_window::WindowSpec {
+                days: w.days.clone(),
+                start: w.start.clone(),
+                end: w.end.clone(),
+                time_zone: w.time_zone.clone(),
+            })
+            .map_err(|e| RunError::Input(format!("{key}: {e}")))
+        })
+        .collect()
+}
