@@ -373,3 +373,213 @@ fn a_run_killed_while_rolling_back_resumes_to_rolled_back() {
         HELMRELEASE
     );
 }
+
+const NODES: &str = r#"apiVersion: v1
+kind: Node
+metadata:
+  name: k3s-server
+  labels: {kubernetes.io/hostname: k3s-server, node-role.kubernetes.io/control-plane: "true"}
+status:
+  nodeInfo: {kubeletVersion: v1.30.6+k3s1, kubeProxyVersion: v1.30.6+k3s1}
+  conditions: [{type: Ready, status: "True"}]
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: k3s-agent
+  labels: {kubernetes.io/hostname: k3s-agent}
+status:
+  nodeInfo: {kubeletVersion: v1.30.6+k3s1, kubeProxyVersion: v1.30.6+k3s1}
+  conditions: [{type: Ready, status: "True"}]
+"#;
+
+const PLANS: &str = r#"# k3s, upgraded by system-upgrade-controller: servers first
+apiVersion: upgrade.cattle.io/v1
+kind: Plan
+metadata:
+  name: server
+spec:
+  version: v1.30.6+k3s1 # k3s
+  concurrency: 1
+  cordon: true
+  serviceAccountName: system-upgrade
+  nodeSelector:
+    matchExpressions:
+      - {key: node-role.kubernetes.io/control-plane, operator: Exists}
+  upgrade:
+    image: rancher/k3s-upgrade
+---
+apiVersion: upgrade.cattle.io/v1
+kind: Plan
+metadata:
+  name: agent
+spec:
+  version: v1.30.6+k3s1 # k3s
+  concurrency: 1
+  cordon: true
+  serviceAccountName: system-upgrade
+  nodeSelector:
+    matchExpressions:
+      - {key: node-role.kubernetes.io/control-plane, operator: DoesNotExist}
+  prepare:
+    image: rancher/k3s-upgrade
+    args: ["prepare", "server"]
+  upgrade:
+    image: rancher/k3s-upgrade
+"#;
+
+const LONGHORN: &str = r#"apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: longhorn
+spec:
+  interval: 30m
+  chart:
+    spec:
+      chart: longhorn
+      version: 1.8.1
+      sourceRef: {kind: HelmRepository, name: longhorn, namespace: flux-system}
+"#;
+
+const THREE_SIM: &str = r#"
+controllers:
+  flux:
+    interval: 100ms
+    charts:
+      - name: podinfo
+        versions:
+          - {version: 6.5.0, appVersion: 6.5.0}
+          - {version: 6.6.0, appVersion: 6.6.0}
+      - name: longhorn
+        versions:
+          - {version: 1.8.1, appVersion: v1.8.1}
+          - {version: 1.9.0, appVersion: v1.9.0}
+  upgrades:
+    interval: 100ms
+    delay: 100ms
+"#;
+
+/// The job users come for: a Longhorn minor, a k3s hop and a chart update,
+/// in the planner's order, each one commit whose diff is its version lines.
+#[test]
+fn a_run_with_longhorn_k3s_and_a_chart_goes_in_order_one_version_line_per_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops_with(
+        tmp.path(),
+        &[
+            (
+                "apps/kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - namespace.yaml\n  - podinfo\n  - longhorn\n  - upgrades\n",
+            ),
+            (
+                "apps/namespace.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: longhorn-system\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: system-upgrade\n",
+            ),
+            (
+                "apps/longhorn/kustomization.yaml",
+                "namespace: longhorn-system\nresources:\n  - helmrelease.yaml\n",
+            ),
+            ("apps/longhorn/helmrelease.yaml", LONGHORN),
+            (
+                "apps/upgrades/kustomization.yaml",
+                "namespace: system-upgrade\nresources:\n  - plans.yaml\n",
+            ),
+            ("apps/upgrades/plans.yaml", PLANS),
+        ],
+    );
+    let sim = cluster_with(
+        tmp.path(),
+        &g.origin,
+        &["flux", "system-upgrade"],
+        NODES,
+        THREE_SIM,
+    );
+    ready(&sim);
+    let cfg = config(tmp.path());
+    let step =
+        |i: usize, kind: &str, name: &str, ns: Option<&str>, from: &str, to: &str, rev: &str| {
+            let mut c = json!({"kind": kind, "name": name});
+            if let Some(ns) = ns {
+                c["namespace"] = json!(ns);
+            }
+            json!({"index": i, "component": c, "from": from, "to": to, "update": "minor",
+               "reason": "newer", "reversibility": rev})
+        };
+    let plan = tmp.path().join("plan3.json");
+    std::fs::write(
+        &plan,
+        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
+               "steps": [
+                   step(1, "longhorn", "longhorn", Some("longhorn-system"), "1.8.1", "1.9.0", "restore-point-only"),
+                   step(2, "k3s", "k3s", None, "v1.30.6+k3s1", "v1.31.4+k3s1", "restore-point-only"),
+                   step(3, "chart", "podinfo", Some("podinfo"), "6.5.0", "6.6.0", "revert"),
+               ]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, run, stderr) = record(
+        upkeep(tmp.path(), &g, &sim, &cfg)
+            .args(["run", "--yes", "--poll", "200ms", "--plan"])
+            .arg(&plan),
+    );
+    assert_eq!(code, 0, "{run} {stderr}");
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        upkeep_commits(&g),
+        [
+            "upkeep: chart podinfo/podinfo 6.5.0 -> 6.6.0",
+            "upkeep: k3s k3s v1.30.6+k3s1 -> v1.31.4+k3s1",
+            "upkeep: longhorn longhorn-system/longhorn 1.8.1 -> 1.9.0",
+        ]
+    );
+    // Each commit's diff is its version lines and nothing else.
+    let ids: Vec<String> = git(&g.checkout, &["log", "--pretty=%H", "-3"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let changed = |id: &str| -> Vec<String> {
+        git(
+            &g.checkout,
+            &["show", "--unified=0", "--pretty=format:", id],
+        )
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .map(str::to_string)
+        .collect()
+    };
+    assert_eq!(
+        changed(&ids[2]),
+        ["-      version: 1.8.1", "+      version: 1.9.0"]
+    );
+    assert_eq!(
+        changed(&ids[1]),
+        [
+            "-  version: v1.30.6+k3s1 # k3s",
+            "+  version: v1.31.4+k3s1 # k3s",
+            "-  version: v1.30.6+k3s1 # k3s",
+            "+  version: v1.31.4+k3s1 # k3s",
+        ]
+    );
+    assert_eq!(
+        changed(&ids[0]),
+        [
+            "-      version: \"6.5.0\" # pinned; upkeep moves it",
+            "+      version: \"6.6.0\" # pinned; upkeep moves it"
+        ]
+    );
+    // The cluster is where the plan said.
+    let nodes = sim.json(&["get", "nodes"]);
+    for n in nodes["items"].as_array().unwrap() {
+        assert_eq!(
+            n["status"]["nodeInfo"]["kubeletVersion"], "v1.31.4+k3s1",
+            "{n}"
+        );
+    }
+    let lh = sim.json(&["get", "helmrelease", "longhorn", "-n", "longhorn-system"]);
+    assert_eq!(lh["status"]["history"][0]["chartVersion"], "1.9.0");
+    assert_eq!(installed(&sim).unwrap().0, "6.6.0");
+}

@@ -70,6 +70,12 @@ pub struct Gitops {
 }
 
 pub fn gitops(dir: &Path) -> Gitops {
+    gitops_with(dir, &[])
+}
+
+/// The checkout with more files: `(path, text)`; a file that exists is
+/// replaced (e.g. `apps/kustomization.yaml` to list more resources).
+pub fn gitops_with(dir: &Path, extra: &[(&str, &str)]) -> Gitops {
     let origin = dir.join("origin.git");
     let checkout = dir.join("home-ops");
     std::fs::create_dir_all(&origin).unwrap();
@@ -96,6 +102,11 @@ pub fn gitops(dir: &Path) -> Gitops {
         "namespace: podinfo\nresources:\n  - helmrelease.yaml\n",
     );
     write("apps/podinfo/helmrelease.yaml", HELMRELEASE);
+    for (p, t) in extra {
+        let path = checkout.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, t).unwrap();
+    }
     git(&checkout, &["add", "-A"]);
     git(&checkout, &["commit", "-q", "-m", "podinfo 6.5.0"]);
     git(
@@ -108,11 +119,30 @@ pub fn gitops(dir: &Path) -> Gitops {
 
 /// The cluster: Flux's CRDs, a GitRepository on `origin` and a Kustomization of ./apps.
 pub fn cluster(dir: &Path, origin: &Path) -> Sim {
+    cluster_with(dir, origin, &["flux"], "", SIM_YAML)
+}
+
+/// The cluster with the homelab's CRDs of `crd_dirs`, `objects` (YAML)
+/// besides Flux's, and `sim_yaml`.
+pub fn cluster_with(
+    dir: &Path,
+    origin: &Path,
+    crd_dirs: &[&str],
+    objects: &str,
+    sim_yaml: &str,
+) -> Sim {
     let fx = dir.join("fixture");
     std::fs::create_dir_all(fx.join("crds")).unwrap();
-    for e in std::fs::read_dir(workspace().join("testdata/clusters/homelab/crds/flux")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, fx.join("crds").join(p.file_name().unwrap())).unwrap();
+    for d in crd_dirs {
+        for e in
+            std::fs::read_dir(workspace().join("testdata/clusters/homelab/crds").join(d)).unwrap()
+        {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, fx.join("crds").join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    if !objects.is_empty() {
+        std::fs::write(fx.join("objects.yaml"), objects).unwrap();
     }
     std::fs::write(
         fx.join("flux.yaml"),
@@ -126,7 +156,7 @@ pub fn cluster(dir: &Path, origin: &Path) -> Sim {
         ),
     )
     .unwrap();
-    Sim::start(&fx, Some(SIM_YAML))
+    Sim::start(&fx, Some(sim_yaml))
 }
 
 pub fn installed(sim: &Sim) -> Option<(String, String)> {
