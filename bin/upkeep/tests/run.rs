@@ -223,6 +223,24 @@ fn a_second_run_is_refused_while_one_holds_the_locks() {
         .spawn()
         .unwrap();
     wait_for_status(&tmp.path().join("state"), &["applying", "validating-after"]);
+    // Maintenance is on while it works, and the Kustomization that applies
+    // the step's HelmRelease keeps reconciling.
+    let cm = sim.json(&[
+        "get",
+        "configmap",
+        "upkeep-maintenance",
+        "-n",
+        "kube-system",
+    ]);
+    assert!(
+        cm["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("upkeep run-"),
+        "{cm}"
+    );
+    let ks = sim.json(&["get", "kustomization", "apps", "-n", "flux-system"]);
+    assert_ne!(ks["spec"]["suspend"], true);
     // Same machine: the local lock.
     let out = upkeep(tmp.path(), &g, &sim, &cfg)
         .args(["run", "--yes", "--plan"])
@@ -250,6 +268,21 @@ fn a_second_run_is_refused_while_one_holds_the_locks() {
         "{stderr}"
     );
     assert!(first.wait().unwrap().success());
+    // Maintenance ended with the run.
+    let out = sim.kubectl_out(&[
+        "get",
+        "configmap",
+        "upkeep-maintenance",
+        "-n",
+        "kube-system",
+    ]);
+    assert!(!out.status.success());
+    let out = sim.kubectl_out(&[
+        "get",
+        "validatingadmissionpolicy",
+        "upkeep-maintenance-freeze",
+    ]);
+    assert!(!out.status.success());
     // The finished run gave the Lease back.
     let out = sim.kubectl_out(&["get", "lease", "upkeep-run", "-n", "kube-system"]);
     assert!(!out.status.success());

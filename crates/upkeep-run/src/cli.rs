@@ -72,11 +72,30 @@ pub enum Command {
         #[command(flatten)]
         how: HowArgs,
     },
+    /// Maintenance mode by hand: `on` freezes spec changes and suspends Flux, `off` puts back
+    /// exactly what `on` changed, `status` says whether it is on.
+    Maintenance {
+        #[arg(value_enum)]
+        action: MaintenanceAction,
+        /// Why (shown to whoever hits the freeze); needed for `on`.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// How long it is expected to last (announced in the ConfigMap).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
+        duration: String,
+    },
     /// Maintenance windows: `check` exits 0 inside one, `next` says when the next one opens.
     Window {
         #[arg(value_enum)]
         action: WindowAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MaintenanceAction {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -117,6 +136,9 @@ pub struct HowArgs {
     /// How often to look while waiting for Flux and the cluster.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub poll: String,
+    /// Do not freeze the cluster (admission policy, Flux suspended) while the run works.
+    #[arg(long)]
+    pub no_maintenance: bool,
     /// How long the cluster Lease lasts without renewal (a killed run frees it after this).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub lease_ttl: String,
@@ -250,6 +272,55 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
             Outcome::Done
         }
         Command::Run(args) => run_cmd(&common, &settings, &store, args, &mut out)?,
+        Command::Maintenance {
+            action,
+            reason,
+            duration: for_,
+        } => {
+            let lasts = duration("--for", &for_)?;
+            if action == MaintenanceAction::On && reason.is_none() {
+                return Err(CliError::usage("maintenance on: --reason TEXT is needed"));
+            }
+            let text = with_cluster(&common, &settings, |cluster| async move {
+                let st = match action {
+                    MaintenanceAction::On => {
+                        let end = jiff::Timestamp::now()
+                            .checked_add(lasts)
+                            .unwrap_or_else(|_| jiff::Timestamp::now());
+                        let reason = reason.unwrap_or_default();
+                        Some(
+                            crate::maintenance::on(&cluster, &reason, end, &Default::default())
+                                .await?,
+                        )
+                    }
+                    MaintenanceAction::Off => crate::maintenance::off(&cluster).await?,
+                    MaintenanceAction::Status => crate::maintenance::status(&cluster).await?,
+                };
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                Ok(match (action, st) {
+                    (MaintenanceAction::Off, Some(st)) => {
+                        format!("maintenance off; resumed {}\n", list(&st.suspended))
+                    }
+                    (MaintenanceAction::Off, None) => "maintenance was not on\n".to_string(),
+                    (_, Some(st)) => format!(
+                        "maintenance on: {} (since {}, until about {}); suspended: {}\n",
+                        st.reason,
+                        st.started,
+                        st.expected_end,
+                        list(&st.suspended)
+                    ),
+                    (_, None) => "maintenance is off\n".to_string(),
+                })
+            })?;
+            out.text(&text)?;
+            Outcome::Done
+        }
         Command::Resume { run, how } => {
             let id = match run {
                 Some(r) => r,
@@ -288,14 +359,10 @@ fn verdict(record: &RunRecord) -> Outcome {
     }
 }
 
-fn with_cluster<F, Fut>(
-    common: &Common,
-    settings: &Settings,
-    body: F,
-) -> Result<RunRecord, CliError>
+fn with_cluster<T, F, Fut>(common: &Common, settings: &Settings, body: F) -> Result<T, CliError>
 where
     F: FnOnce(Cluster) -> Fut,
-    Fut: std::future::Future<Output = Result<RunRecord, RunError>>,
+    Fut: std::future::Future<Output = Result<T, RunError>>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -369,6 +436,7 @@ fn run_options(
         actor: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
         emergency,
         lease_ttl: duration("--lease-ttl", &how.lease_ttl)?,
+        maintenance: !how.no_maintenance,
     })
 }
 

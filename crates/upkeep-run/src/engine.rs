@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub actor: String,
     pub emergency: Option<String>,
     pub lease_ttl: Duration,
+    /// Freeze the cluster around the run (see [`crate::maintenance`]).
+    pub maintenance: bool,
 }
 
 enum StepEnd {
@@ -111,6 +113,14 @@ pub async fn run(
     };
     store.save_plan(&run_id, plan)?;
     store.save_record(&record)?;
+    if opts.maintenance {
+        let keep = crate::maintenance::needed(cluster, &plan.steps).await?;
+        let steps = u32::try_from(plan.steps.len()).unwrap_or(u32::MAX);
+        let end = jiff::Timestamp::now()
+            .checked_add(opts.step_timeout * steps.saturating_mul(2))
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        crate::maintenance::on(cluster, &holder(&run_id), end, &keep).await?;
+    }
     tracing::info!(
         "{run_id}: {} step(s); state in {}",
         plan.steps.len(),
@@ -241,10 +251,25 @@ async fn drive(
         record.finished_at = Some(Timestamp::now());
     }
     store.save_record(record)?;
-    if record.status != RunStatus::Running
-        && let Err(e) = lease.release(cluster).await
-    {
-        tracing::warn!("cannot release the Lease: {e}");
+    if record.status != RunStatus::Running {
+        if opts.maintenance {
+            match crate::maintenance::off(cluster).await {
+                Ok(Some(st)) if !st.suspended.is_empty() => {
+                    tracing::info!("maintenance off: resumed {}", st.suspended.join(", "))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    "cannot turn maintenance off ({e}); run `upkeep maintenance off`"
+                ),
+            }
+        }
+        if let Err(e) = lease.release(cluster).await {
+            tracing::warn!("cannot release the Lease: {e}");
+        }
+    } else if opts.maintenance {
+        tracing::warn!(
+            "the run stopped with maintenance on: `upkeep resume` goes on, `upkeep maintenance off` ends it"
+        );
     }
     outcome
 }

@@ -14,6 +14,7 @@
 pub mod cli;
 mod engine;
 pub mod lease;
+pub mod maintenance;
 pub mod policy;
 mod scan;
 pub mod store;
