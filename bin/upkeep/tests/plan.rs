@@ -189,3 +189,48 @@ fn outside_the_window_a_run_is_refused_unless_it_is_an_emergency() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("windows[0]"), "{stderr}");
 }
+
+#[test]
+fn schedule_prints_each_form_at_the_window_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(
+        tmp.path(),
+        "upkeep.yaml",
+        "windows:\n  - {days: [sat, sun], start: \"02:30\", end: \"05:00\", timeZone: Europe/Berlin}\n",
+    );
+    let print = |form: &str| {
+        let out = upkeep(tmp.path(), &cfg)
+            .args(["schedule", form])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(print("print-systemd").contains("OnCalendar=Sat,Sun *-*-* 02:30:00 Europe/Berlin\n"));
+    let crontab = print("print-crontab");
+    assert!(
+        crontab.contains("CRON_TZ=Europe/Berlin\n30 2 * * 0,6 "),
+        "{crontab}"
+    );
+    assert!(
+        crontab.contains(&format!("UPKEEP_CONFIG={}", cfg.display())),
+        "{crontab}"
+    );
+    let cj = print("print-cronjob");
+    assert!(
+        cj.contains("schedule: \"30 2 * * 0,6\"\n  timeZone: Europe/Berlin"),
+        "{cj}"
+    );
+    // Without windows, --at; a bad one is refused.
+    let none = write(tmp.path(), "none.yaml", "http:\n  retries: 1\n");
+    let out = upkeep(tmp.path(), &none)
+        .args(["schedule", "print-crontab", "--at", "25:00"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--at"));
+}

@@ -84,11 +84,33 @@ pub enum Command {
         #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
         duration: String,
     },
+    /// The scheduled form of a run, at the start of each maintenance window: a CronJob with its
+    /// RBAC, a crontab entry, or a systemd service and timer.
+    Schedule {
+        #[arg(value_enum)]
+        form: ScheduleForm,
+        /// The image the CronJob runs.
+        #[arg(long, value_name = "IMAGE", default_value = concat!("ghcr.io/upkeep-dev/upkeep:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+        /// The CronJob's namespace.
+        #[arg(long, value_name = "NS", default_value = "upkeep")]
+        namespace: String,
+        /// With no windows configured: run daily at this UTC time.
+        #[arg(long, value_name = "HH:MM", default_value = "03:00")]
+        at: String,
+    },
     /// Maintenance windows: `check` exits 0 inside one, `next` says when the next one opens.
     Window {
         #[arg(value_enum)]
         action: WindowAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleForm {
+    PrintCronjob,
+    PrintCrontab,
+    PrintSystemd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -227,6 +249,37 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
                 Format::Json => out.json_line(&plan)?,
                 Format::Text => out.text(&plan_text(&plan))?,
             }
+            Outcome::Done
+        }
+        Command::Schedule {
+            form,
+            image,
+            namespace,
+            at,
+        } => {
+            let windows = crate::engine::windows(&settings).map_err(run_error)?;
+            let starts: Vec<crate::schedule::Start> = if windows.is_empty() {
+                let bad = || CliError::usage(format!("--at: {at:?} is not a time like 03:00"));
+                let (h, m) = at.split_once(':').ok_or_else(bad)?;
+                let (h, m): (i8, i8) =
+                    (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+                if !(0..24).contains(&h) || !(0..60).contains(&m) {
+                    return Err(bad());
+                }
+                vec![crate::schedule::Start::daily(h, m)]
+            } else {
+                windows.iter().map(crate::schedule::Start::of).collect()
+            };
+            let config = settings
+                .config_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "$HOME/.config/upkeep/upkeep.yaml".to_string());
+            out.text(&match form {
+                ScheduleForm::PrintCronjob => crate::schedule::cronjob(&starts, &namespace, &image),
+                ScheduleForm::PrintCrontab => crate::schedule::crontab(&starts, &config),
+                ScheduleForm::PrintSystemd => crate::schedule::systemd(&starts, &config),
+            })?;
             Outcome::Done
         }
         Command::Window { action } => {

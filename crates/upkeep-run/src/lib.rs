@@ -17,6 +17,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod policy;
 mod scan;
+pub mod schedule;
 pub mod store;
 
 pub use engine::{RunOptions, Validators, resume, rollback_run, run, window_verdict};

@@ -96,6 +96,21 @@ fn parse_days(days: &[String]) -> Result<Vec<Weekday>, WindowError> {
 }
 
 impl Window {
+    /// The days it opens on.
+    pub fn days(&self) -> &[Weekday] {
+        &self.days
+    }
+
+    /// When it opens, local to [`Window::time_zone`].
+    pub fn start(&self) -> Time {
+        self.start
+    }
+
+    /// The IANA name of its time zone.
+    pub fn time_zone(&self) -> &str {
+        &self.tz_name
+    }
+
     pub fn from_spec(spec: &WindowSpec) -> Result<Window, WindowError> {
         let tz = TimeZone::get(&spec.time_zone).map_err(|_| {
             err(
