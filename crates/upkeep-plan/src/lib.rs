@@ -66,6 +66,13 @@ fn priority(k: ComponentKind) -> u8 {
     }
 }
 
+fn is_longhorn_chart(c: &Component) -> bool {
+    c.source
+        .as_ref()
+        .and_then(|s| s.chart.as_deref())
+        .map_or(c.name == "longhorn", |chart| chart == "longhorn")
+}
+
 fn finding(code: &str, message: String) -> Finding {
     Finding {
         severity: Severity::Blocking,
@@ -121,6 +128,10 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
     let mut drafts: Vec<Draft> = Vec::new();
     let mut unreachable: Vec<Unreachable> = Vec::new();
     let mut k3s_now: Option<Version> = None;
+    let has_longhorn = report
+        .components
+        .iter()
+        .any(|c| c.component.kind == ComponentKind::Longhorn);
 
     for c in &report.components {
         if policy.ignore.contains(&c.component.name) {
@@ -196,6 +207,24 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
                         after: prev,
                     });
                     prev = Some(idx);
+                }
+            }
+            // The Longhorn HelmRelease is Longhorn itself: detect-longhorn
+            // plans it one minor per step, and a chart step would jump.
+            ComponentKind::Chart if has_longhorn && is_longhorn_chart(&c.component) => {
+                if let Some(newest) = c.candidates.iter().find(|x| !x.prerelease) {
+                    unreachable.push(Unreachable {
+                        component: c.component.clone(),
+                        version: newest.version.clone(),
+                        why: vec![Finding {
+                            severity: Severity::Info,
+                            code: "planned-as-longhorn".to_string(),
+                            message: SafeText::new(
+                                "the Longhorn chart moves with the Longhorn component, one minor per step",
+                            ),
+                            locations: Vec::new(),
+                        }],
+                    });
                 }
             }
             ComponentKind::Chart => {

@@ -191,3 +191,40 @@ fn policy_limits_are_honoured() {
     );
     assert!(!steps(&p).iter().any(|s| s.starts_with("cert-manager")));
 }
+
+/// The Longhorn HelmRelease shows up twice in a report (as Longhorn and as
+/// a chart); the plan moves it once, one minor per step, as Longhorn.
+#[test]
+fn the_longhorn_chart_is_planned_as_longhorn_not_as_a_chart() {
+    let mut docs = sample();
+    assert!(
+        docs.iter()
+            .any(|d| d.component.kind == ComponentKind::Longhorn),
+        "the sample has Longhorn"
+    );
+    let mut chart = docs
+        .iter()
+        .find(|d| d.component.kind == ComponentKind::Chart)
+        .unwrap()
+        .clone();
+    chart.component.name = "longhorn".into();
+    chart.component.namespace = Some("longhorn-system".into());
+    if let Some(s) = chart.component.source.as_mut() {
+        s.chart = Some("longhorn".into());
+    }
+    docs.push(chart);
+    let p = run(docs, &Policy::default());
+    assert!(
+        p.steps
+            .iter()
+            .all(|s| !(s.component.kind == ComponentKind::Chart && s.component.name == "longhorn")),
+        "{:?}",
+        steps(&p)
+    );
+    let u = p
+        .unreachable
+        .iter()
+        .find(|u| u.component.name == "longhorn" && u.component.kind == ComponentKind::Chart)
+        .expect("the chart is listed as not planned");
+    assert_eq!(u.why[0].code, "planned-as-longhorn");
+}
