@@ -9,6 +9,9 @@
 #
 #   { detect-k3s; detect-flux; detect-longhorn; detect-charts; } | merge-report -o text
 #
+# then plans the updates (upkeep plan), shows the Git edits a run would make
+# (upkeep run --dry-run) and takes and verifies a restore point.
+#
 # To run it on your own cluster instead, see "On your cluster" in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +95,14 @@ run() { "$@" || { rc=$?; echo "demo: $(basename "$1") exited $rc" >&2; [ "$rc" -
 } >"$tmp/updates.jsonl"
 echo "== report" >&2
 "$bin/merge-report" -o text "$tmp/updates.jsonl"
+"$bin/merge-report" -o json "$tmp/updates.jsonl" >"$tmp/report.json"
+
+echo "== the plan (upkeep plan: dependency order, one minor per hop, what is left out and why)" >&2
+"$bin/upkeep" plan --report "$tmp/report.json" -o json >"$tmp/plan.json"
+"$bin/upkeep" plan --report "$tmp/report.json"
+
+echo "== what a run would change in Git (upkeep run --dry-run; the fixture doubles as the checkout)" >&2
+"$bin/upkeep" run --dry-run --plan "$tmp/plan.json" --gitops testdata/clusters/homelab
 
 echo "== a restore point before any update (snapshot create, then verify)" >&2
 public="$("$bin/snapshot" keygen --out "$tmp/age-identity.txt")"

@@ -234,3 +234,48 @@ fn schedule_prints_each_form_at_the_window_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--at"));
 }
+
+/// A dry run shows each step's edit as it would be after the steps before
+/// it (chained hops), and changes nothing in the checkout.
+#[test]
+fn a_dry_run_shows_chained_edits_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "upkeep.yaml", "http:\n  retries: 1\n");
+    let checkout = tmp.path().join("home-ops");
+    std::fs::create_dir_all(&checkout).unwrap();
+    let hr = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: longhorn\n  namespace: longhorn-system\nspec:\n  chart:\n    spec:\n      chart: longhorn\n      version: 1.9.0 # pinned\n";
+    std::fs::write(checkout.join("longhorn.yaml"), hr).unwrap();
+    let step = |i: u32, from: &str, to: &str| {
+        json!({"index": i, "component": {"kind": "longhorn", "name": "longhorn", "namespace": "longhorn-system"},
+               "from": from, "to": to, "update": "minor", "reason": "hop", "reversibility": "restore-point-only"})
+    };
+    let plan = write(
+        tmp.path(),
+        "plan.json",
+        &json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
+                "steps": [step(1, "v1.9.0", "v1.9.2"), step(2, "v1.9.2", "v1.10.2")]})
+        .to_string(),
+    );
+    let out = upkeep(tmp.path(), &cfg)
+        .args(["run", "--dry-run", "--plan"])
+        .arg(&plan)
+        .arg("--gitops")
+        .arg(&checkout)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("  - version: 1.9.0 # pinned\n  + version: 1.9.2 # pinned\n")
+            && text.contains("  - version: 1.9.2 # pinned\n  + version: 1.10.2 # pinned\n"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("longhorn.yaml")).unwrap(),
+        hr
+    );
+}

@@ -556,6 +556,12 @@ fn dry_run(
         .enable_all()
         .build()
         .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+    // Each step sees the edits of the steps before it: they are made in a
+    // scratch copy of the checkout, never in the checkout itself.
+    let scratch = tempfile::tempdir()
+        .map_err(|e| CliError::environment(format!("a scratch directory: {e}")))?;
+    copy_tree(dir, scratch.path())
+        .map_err(|e| CliError::environment(format!("copying {}: {e}", dir.display())))?;
     let mut text = String::new();
     let mut docs = Vec::new();
     for step in &plan.steps {
@@ -565,7 +571,7 @@ fn dry_run(
             to: step.to.clone(),
         };
         let o = upkeep_apply::Options {
-            gitops: Some(dir.clone()),
+            gitops: Some(scratch.path().to_path_buf()),
             dry_run: true,
             wait: false,
             ..upkeep_apply::Options::default()
@@ -589,6 +595,24 @@ fn dry_run(
                 e.after.trim()
             ));
         }
+        for e in &r.edits {
+            let path = scratch.path().join(&e.path);
+            let old = std::fs::read_to_string(&path)
+                .map_err(|err| CliError::environment(format!("{}: {err}", e.path)))?;
+            let mut new = String::with_capacity(old.len());
+            for (i, l) in old.split_inclusive('\n').enumerate() {
+                if i + 1 == e.line as usize {
+                    new.push_str(&e.after);
+                    if l.ends_with('\n') {
+                        new.push('\n');
+                    }
+                } else {
+                    new.push_str(l);
+                }
+            }
+            std::fs::write(&path, new)
+                .map_err(|err| CliError::environment(format!("{}: {err}", e.path)))?;
+        }
         docs.push(r);
     }
     match common.output {
@@ -600,6 +624,25 @@ fn dry_run(
         Format::Text => out.text(&format!("dry run: nothing was changed\n{text}"))?,
     }
     Ok(Outcome::Done)
+}
+
+/// Copies the checkout's files (not `.git`) for a dry run to edit.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn plan_text(plan: &UpdatePlan) -> String {
