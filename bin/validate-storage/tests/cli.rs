@@ -14,11 +14,24 @@ const BIN: &str = env!("CARGO_BIN_EXE_validate-storage");
 const SUM: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const OTHER: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
 
-/// SIM.yaml: the writer and the reader end as given, printing their sums.
+/// SIM.yaml: the writer and the reader end as given, printing their sums; Longhorn
+/// provisions the test PVC.
 fn sim_yaml(write: (&str, &str), read: (&str, &str)) -> String {
+    restore_sim_yaml(write, read, ("Succeeded", ""), "0s")
+}
+
+/// SIM.yaml for --with-restore: also the reader of the restored PVC (listed first: the
+/// first match wins, and `*-read` matches it too), and how long Longhorn takes to make a
+/// snapshot ready.
+fn restore_sim_yaml(
+    write: (&str, &str),
+    read: (&str, &str),
+    restored: (&str, &str),
+    snapshot_delay: &str,
+) -> String {
     format!(
-        "controllers:\n  workloads:\n    interval: 100ms\n    pods:\n      - match: \"upkeep-storage-*-write\"\n        result: {}\n        logs: {:?}\n      - match: \"upkeep-storage-*-read\"\n        result: {}\n        logs: {:?}\n",
-        write.0, write.1, read.0, read.1
+        "controllers:\n  longhorn:\n    interval: 100ms\n    delay: {snapshot_delay}\n  workloads:\n    interval: 100ms\n    pods:\n      - match: \"upkeep-storage-*-restored-read\"\n        result: {}\n        logs: {:?}\n      - match: \"upkeep-storage-*-write\"\n        result: {}\n        logs: {:?}\n      - match: \"upkeep-storage-*-read\"\n        result: {}\n        logs: {:?}\n",
+        restored.0, restored.1, write.0, write.1, read.0, read.1
     )
 }
 
@@ -43,16 +56,38 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
+/// Everything the data test labels, of every kind it creates, and the PVs and Longhorn
+/// volumes provisioned for its claims.
 fn leftovers(sim: &Sim) -> String {
-    sim.kubectl(&[
+    let mut left = sim.kubectl(&[
         "get",
-        "pvc,jobs,pods",
+        "pvc,jobs,pods,volumesnapshots,volumesnapshotcontents,snapshots.longhorn.io",
         "-A",
         "-l",
         "upkeep.dev/storage-test",
         "-o",
         "name",
-    ])
+    ]);
+    let pvs = sim.json(&["get", "pv"]);
+    for pv in pvs["items"].as_array().unwrap() {
+        let claim = pv["spec"]["claimRef"]["name"].as_str().unwrap_or("");
+        if claim.starts_with("upkeep-storage-") {
+            left.push_str(&format!("pv/{} (claim {claim})\n", pv["metadata"]["name"]));
+        }
+    }
+    let vols = sim.json(&["get", "volumes.longhorn.io", "-A"]);
+    for v in vols["items"].as_array().unwrap() {
+        let claim = v["status"]["kubernetesStatus"]["pvcName"]
+            .as_str()
+            .unwrap_or("");
+        if claim.starts_with("upkeep-storage-") {
+            left.push_str(&format!(
+                "volume/{} (claim {claim})\n",
+                v["metadata"]["name"]
+            ));
+        }
+    }
+    left
 }
 
 fn validate(sim: &Sim, home: &std::path::Path) -> Command {
@@ -179,4 +214,152 @@ fn a_degraded_volume_is_caught() {
             .iter()
             .all(|c| c["name"] != "storage/data-roundtrip")
     );
+}
+
+fn homelab(yaml: &str) -> Sim {
+    Sim::start(&workspace().join("testdata/clusters/homelab"), Some(yaml))
+}
+
+#[test]
+fn with_restore_the_snapshot_of_the_test_volume_reads_back_the_same_sum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = format!("{SUM}  /data/probe");
+    let sim = homelab(&restore_sim_yaml(
+        ("Succeeded", &probe),
+        ("Succeeded", &probe),
+        ("Succeeded", &probe),
+        "0s",
+    ));
+    let (code, report) = run(validate(&sim, tmp.path()).arg("--with-restore"));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(check(&report, "storage/data-roundtrip")["status"], "pass");
+    let restore = check(&report, "storage/restore-roundtrip");
+    assert_eq!(restore["status"], "pass", "{restore}");
+    let detail = restore["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(SUM) && detail.contains("snap://pvc-"),
+        "{detail}"
+    );
+    assert!(
+        restore["objects"][0]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-restored")
+    );
+    assert_eq!(
+        check(&report, "storage/data-test-cleanup")["status"],
+        "pass",
+        "{report}"
+    );
+    assert_eq!(leftovers(&sim).trim(), "");
+}
+
+#[test]
+fn with_restore_a_different_sum_from_the_restored_volume_fails_naming_its_pvc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = format!("{SUM}  /data/probe");
+    let sim = homelab(&restore_sim_yaml(
+        ("Succeeded", &probe),
+        ("Succeeded", &probe),
+        ("Succeeded", &format!("{OTHER}  /data/probe")),
+        "0s",
+    ));
+    let (code, report) = run(validate(&sim, tmp.path()).arg("--with-restore"));
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(check(&report, "storage/data-roundtrip")["status"], "pass");
+    let restore = check(&report, "storage/restore-roundtrip");
+    assert_eq!(restore["status"], "fail");
+    let detail = restore["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("restored PVC default/upkeep-storage-")
+            && detail.contains(OTHER)
+            && detail.contains(SUM),
+        "{detail}"
+    );
+    assert_eq!(
+        check(&report, "storage/data-test-cleanup")["status"],
+        "pass"
+    );
+    assert_eq!(leftovers(&sim).trim(), "");
+}
+
+#[test]
+fn with_restore_a_failure_midway_still_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = format!("{SUM}  /data/probe");
+    // The Longhorn snapshot never becomes ready within --timeout.
+    let sim = homelab(&restore_sim_yaml(
+        ("Succeeded", &probe),
+        ("Succeeded", &probe),
+        ("Succeeded", &probe),
+        "10m",
+    ));
+    let mut c = tool(BIN, tmp.path());
+    c.args(["--timeout", "3s", "--with-restore", "--kubeconfig"])
+        .arg(sim.kubeconfig());
+    let (code, report) = run(&mut c);
+    assert_eq!(code, 1, "{report}");
+    let restore = check(&report, "storage/restore-roundtrip");
+    assert_eq!(restore["status"], "fail");
+    assert!(
+        restore["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not become ready"),
+        "{restore}"
+    );
+    assert_eq!(
+        check(&report, "storage/data-test-cleanup")["status"],
+        "pass",
+        "{report}"
+    );
+    assert_eq!(leftovers(&sim).trim(), "");
+    drop(sim);
+
+    // The reader of the restored PVC fails.
+    let sim = homelab(&restore_sim_yaml(
+        ("Succeeded", &probe),
+        ("Succeeded", &probe),
+        ("Failed", "sha256sum: /data/probe: Input/output error"),
+        "0s",
+    ));
+    let (code, report) = run(validate(&sim, tmp.path()).arg("--with-restore"));
+    assert_eq!(code, 1, "{report}");
+    let restore = check(&report, "storage/restore-roundtrip");
+    assert_eq!(restore["status"], "fail");
+    let detail = restore["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Input/output error") && detail.contains("-restored"),
+        "{detail}"
+    );
+    assert_eq!(
+        check(&report, "storage/data-test-cleanup")["status"],
+        "pass"
+    );
+    assert_eq!(leftovers(&sim).trim(), "");
+}
+
+#[test]
+fn with_restore_is_not_run_when_the_data_test_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = homelab(&restore_sim_yaml(
+        (
+            "Failed",
+            "dd: error writing '/data/probe': No space left on device",
+        ),
+        ("Succeeded", ""),
+        ("Succeeded", ""),
+        "0s",
+    ));
+    let (code, report) = run(validate(&sim, tmp.path()).arg("--with-restore"));
+    assert_eq!(code, 1);
+    assert!(
+        report["notRun"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "storage/restore-roundtrip"),
+        "{report}"
+    );
+    assert_eq!(leftovers(&sim).trim(), "");
 }

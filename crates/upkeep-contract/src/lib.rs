@@ -34,7 +34,8 @@ pub use plan::{PlanStep, Reversibility, Unreachable, UpdatePlan};
 pub use reader::{ReadError, read_documents, read_kind};
 pub use snapshot::{
     DatastoreBackup, GitState, RecordedRevision, RestoreAction, RestoreMode, RestoreResult,
-    RestoredObject, SnapshotFile, SnapshotManifest, SnapshotScope, VolumeBackup, VolumeBackupKind,
+    RestoredObject, RestoredVolume, SnapshotFile, SnapshotManifest, SnapshotScope, VolumeBackup,
+    VolumeBackupKind,
 };
 pub use updates::{
     Breaking, BundledChange, Candidate, Component, ComponentKind, ComponentUpdates, Current, Hop,

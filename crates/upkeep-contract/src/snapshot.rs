@@ -161,6 +161,33 @@ pub struct RestoreResult {
     /// Flux objects suspended for the restore (and resumed after).
     #[serde(default)]
     pub suspended: Vec<ObjectRef>,
+    /// Longhorn volumes restored from their recorded snapshot or backup (`restore --volumes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<RestoredVolume>,
     #[serde(default)]
     pub errors: Vec<DocError>,
+}
+
+/// One Longhorn volume's restore: its claim brought back with the recorded data, and the
+/// digest a Job read back through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoredVolume {
+    /// The Longhorn volume recorded in the restore point.
+    pub volume: String,
+    /// The PersistentVolumeClaim restored with its data.
+    pub claim: ObjectRef,
+    /// The Longhorn Snapshot or Backup the data came from.
+    pub source: ObjectRef,
+    /// The CSI snapshot handle (`snap://VOLUME/SNAPSHOT` or `bak://VOLUME/BACKUP`).
+    pub handle: String,
+    pub action: RestoreAction,
+    /// sha256 over every file's sha256 (sorted by path), read through the restored claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Regular files the data check read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<SafeText>,
 }

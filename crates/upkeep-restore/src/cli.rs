@@ -1,5 +1,6 @@
 //! The flags and the run of the `restore` binary:
-//! `restore PATH [--age-identity FILE] [--only KIND|NAMESPACE ...] [--dry-run] [--mode create|replace]`.
+//! `restore PATH [--age-identity FILE] [--only KIND|NAMESPACE ...] [--dry-run] [--mode create|replace]
+//! [--volumes [--volume-timeout D] [--check-image IMAGE]]`.
 //!
 //! Everything that can be wrong with the input (the restore point, the identity, `--only`,
 //! encrypted objects without an identity) is found before the cluster is touched: one line,
@@ -64,6 +65,22 @@ pub struct RestoreArgs {
     /// objects that differ from the restore point (the rollback mode).
     #[arg(long, value_enum, default_value = "create")]
     pub mode: Mode,
+    /// Also bring back the Longhorn volumes the restore point recorded (`snapshot create
+    /// --longhorn snapshot|backup`): each claim is created from its snapshot or backup (a
+    /// claim that exists is replaced only in --mode replace, and never while a running pod
+    /// mounts it), then a Job reads every file back and its digest goes in the result.
+    #[arg(long)]
+    pub volumes: bool,
+    /// --volumes: how long each wait (snapshot ready, claim bound, data check) may take.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub volume_timeout: String,
+    /// --volumes: the data check's image (needs sh, find, sort, xargs, sha256sum).
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        default_value = "docker.io/library/busybox:1.37"
+    )]
+    pub check_image: String,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "json")]
     pub output: DocFormat,
@@ -129,6 +146,32 @@ pub fn read_objects(
     Ok(out)
 }
 
+/// The restore point's PersistentVolumes, claims and Longhorn Volumes, whatever `--only`
+/// selects: what maps a recorded volume to its claim. None of them is encrypted; an object
+/// that is (no identity given) is not one of them.
+pub fn volume_sources(
+    snapshot: &Snapshot,
+    identity: Option<&Identity>,
+) -> Result<Vec<Value>, RestoreError> {
+    let mut out = Vec::new();
+    for item in snapshot.objects(identity)? {
+        match item {
+            Ok(o) => {
+                let (g, k) = crate::order::group_kind(&o.object);
+                if matches!(
+                    (g, k),
+                    ("", "PersistentVolume" | "PersistentVolumeClaim") | ("longhorn.io", "Volume")
+                ) {
+                    out.push(o.object);
+                }
+            }
+            Err(SnapshotError::NeedsIdentity { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
 fn open_identity(path: Option<&Path>) -> Result<Option<Identity>, RestoreError> {
     path.map(Identity::from_file)
         .transpose()
@@ -144,6 +187,25 @@ pub fn run(args: RestoreArgs) -> Result<Outcome, CliError> {
     let stored = read_objects(&snapshot, identity.as_ref(), &args.only).map_err(cli_error)?;
     crate::check_objects(&stored).map_err(cli_error)?;
     let objects: Vec<Value> = stored.into_iter().map(|(_, o)| o).collect();
+    let volumes = if args.volumes {
+        let timeout = upkeep_config::parse_duration(&args.volume_timeout)
+            .map_err(|e| CliError::usage(format!("--volume-timeout: {e}")))?;
+        let recorded = snapshot.manifest().volumes.clone();
+        if recorded.is_empty() {
+            return Err(CliError::usage(format!(
+                "--volumes: {} records no Longhorn snapshot or backup (it was taken with --longhorn none); restore without --volumes, or from a restore point taken with --longhorn snapshot|backup",
+                snapshot.path().display()
+            )));
+        }
+        Some(crate::volumes::VolumeOptions {
+            recorded,
+            stored: volume_sources(&snapshot, identity.as_ref()).map_err(cli_error)?,
+            check_image: args.check_image.clone(),
+            timeout,
+        })
+    } else {
+        None
+    };
     tracing::info!(
         "restoring {} objects from {} ({} mode{})",
         objects.len(),
@@ -171,7 +233,7 @@ pub fn run(args: RestoreArgs) -> Result<Outcome, CliError> {
     let run = upkeep_cli::without_kube_errors(|| {
         runtime.block_on(async {
             let cluster = Cluster::connect(&connect).await?;
-            crate::restore(&cluster, &name, objects, &opts).await
+            crate::restore_with_volumes(&cluster, &name, objects, &opts, volumes.as_ref()).await
         })
     })
     .map_err(cli_error)?;
@@ -184,6 +246,17 @@ pub fn run(args: RestoreArgs) -> Result<Outcome, CliError> {
                 o.object,
                 o.message.as_ref().map(|m| m.as_str()).unwrap_or("failed")
             );
+        }
+    }
+    for v in &run.result.volumes {
+        match &v.digest {
+            Some(d) => tracing::info!("volume {} as {}: read back, sha256:{d}", v.volume, v.claim),
+            None => tracing::info!(
+                "volume {} as {}: {}",
+                v.volume,
+                v.claim,
+                v.message.as_ref().map(|m| m.as_str()).unwrap_or("")
+            ),
         }
     }
     for e in &run.result.errors {

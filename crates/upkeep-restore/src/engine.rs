@@ -18,6 +18,7 @@ use crate::RestoreError;
 use crate::diff::{create_body, differences, replace_body};
 use crate::flux::{self, Suspensions};
 use crate::order::{self, group_kind, is_crd};
+use crate::volumes::{self, VolumeOptions};
 
 /// The field manager restore's writes are recorded under.
 pub const FIELD_MANAGER: &str = "upkeep-restore";
@@ -140,7 +141,44 @@ pub async fn restore(
     objects: Vec<Value>,
     opts: &RestoreOptions,
 ) -> Result<RestoreRun, RestoreError> {
+    restore_with_volumes(cluster, snapshot, objects, opts, None).await
+}
+
+/// [`restore`], and with `volumes` (`--volumes`) the recorded Longhorn volumes brought back
+/// as their claims, right after the claims' step of the order (so before the workloads that
+/// mount them): the claims, PVs and Longhorn Volumes of those volumes are left to
+/// [`crate::volumes`] instead of being put back as stored.
+pub async fn restore_with_volumes(
+    cluster: &Cluster,
+    snapshot: &str,
+    objects: Vec<Value>,
+    opts: &RestoreOptions,
+    volumes: Option<&VolumeOptions>,
+) -> Result<RestoreRun, RestoreError> {
     let started_at = Timestamp::now();
+    let (plans, unmapped) = match volumes {
+        Some(v) => volumes::plan(v, &objects),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut taken: Vec<RestoredObject> = Vec::new();
+    let objects: Vec<Value> = objects
+        .into_iter()
+        .filter(|o| {
+            if !volumes::taken_over(o, &plans) {
+                return true;
+            }
+            if group_kind(o) != ("", "PersistentVolumeClaim") {
+                taken.push(RestoredObject {
+                    object: object_ref(o),
+                    action: RestoreAction::Skipped,
+                    message: Some(SafeText::new(
+                        "left out by --volumes: a new volume is made from the recorded snapshot or backup",
+                    )),
+                });
+            }
+            false
+        })
+        .collect();
     let mut write = ApplyOptions::new(FIELD_MANAGER);
     write.dry_run = opts.dry_run;
     let objects = order::order(objects);
@@ -173,8 +211,14 @@ pub async fn restore(
         finished_at: started_at,
         objects: Vec::with_capacity(objects.len()),
         suspended: Vec::new(),
+        volumes: Vec::new(),
         errors: Vec::new(),
     };
+    result.objects.append(&mut taken);
+    for (object, volume) in unmapped {
+        result.objects.push(object);
+        result.volumes.push(volume);
+    }
 
     // Flux first: listing it is also the first contact with the cluster, so an unreachable
     // cluster ends here, before anything changed.
@@ -232,7 +276,30 @@ pub async fn restore(
                 step.push(obj);
             }
         }
-        for step in steps {
+        let claims_step = order::priority("", "PersistentVolumeClaim");
+        let mut volumes_done = plans.is_empty();
+        let mut pending_steps = steps.into_iter().peekable();
+        loop {
+            let next_priority = pending_steps.peek().and_then(|s| s.first()).map(|o| {
+                let (g, k) = group_kind(o);
+                order::priority(g, k)
+            });
+            // The volumes go in once the claims' step is behind (or absent), before the rest.
+            if !volumes_done && next_priority.is_none_or(|p| p > claims_step) {
+                volumes_done = true;
+                if let (Some(v), None) = (volumes, &stopped) {
+                    for (object, volume) in
+                        volumes::restore(cluster, &plans, snapshot, opts.mode, opts.dry_run, v)
+                            .await
+                    {
+                        result.objects.push(object);
+                        result.volumes.push(volume);
+                    }
+                }
+            }
+            let Some(step) = pending_steps.next() else {
+                break;
+            };
             if let Some(e) = &stopped {
                 for obj in &step {
                     result.objects.push(RestoredObject {

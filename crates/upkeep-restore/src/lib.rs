@@ -9,6 +9,8 @@
 //! - [`select`]: `--only KIND|NAMESPACE`.
 //! - [`restore`]: the run against a live cluster, in `create` mode (create what is missing) or
 //!   `replace` mode (the rollback: replace what differs), optionally as the server's dry run.
+//! - [`volumes`]: `--volumes`, Longhorn volumes brought back from their recorded snapshot or
+//!   backup through the CSI snapshot API, each proven by a Job that reads it back.
 //! - [`cli`]: the `restore` binary's flags and run.
 //!
 //! The pure parts take `serde_json::Value` objects, so they are tested without a cluster or a
@@ -21,6 +23,10 @@ mod error;
 pub mod flux;
 pub mod order;
 pub mod select;
+pub mod volumes;
 
-pub use engine::{FIELD_MANAGER, RestoreOptions, RestoreRun, check_objects, object_ref, restore};
+pub use engine::{
+    FIELD_MANAGER, RestoreOptions, RestoreRun, check_objects, object_ref, restore,
+    restore_with_volumes,
+};
 pub use error::RestoreError;

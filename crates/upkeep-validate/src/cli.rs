@@ -75,6 +75,11 @@ pub struct ValidateArgs {
     /// read back random data, all deleted afterwards).
     #[arg(long)]
     pub no_data_test: bool,
+    /// validate-storage: also take a Longhorn snapshot of the data test's volume, restore it
+    /// into a new PVC through the CSI snapshot API and check the sum again (all of it
+    /// deleted afterwards).
+    #[arg(long, conflicts_with = "no_data_test")]
+    pub with_restore: bool,
     /// validate-storage: the storage class the data test's PVC uses.
     #[arg(long, value_name = "NAME", default_value = "longhorn")]
     pub storage_class: String,
@@ -147,6 +152,7 @@ fn run_with(
             storage_class: args.storage_class.clone(),
             image: args.test_image.clone(),
             within: deadline,
+            with_restore: args.with_restore,
             ..Default::default()
         }
     });
@@ -227,7 +233,9 @@ fn run_with(
             };
             // The data test has its own deadline per Job; reading gets --timeout.
             let total = deadline
-                * if data_test.is_some() || args.reconcile {
+                * if data_test.is_some() && args.with_restore {
+                    8
+                } else if data_test.is_some() || args.reconcile {
                     3
                 } else {
                     1

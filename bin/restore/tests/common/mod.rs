@@ -52,14 +52,26 @@ impl Server {
 
     /// The real sim-cluster binary, serving `fixture`.
     pub fn start(fixture: &Path) -> Server {
+        Server::start_with(fixture, None)
+    }
+
+    /// The real sim-cluster binary, serving `fixture` with `sim_yaml` (a SIM.yaml text) as
+    /// its `--config`: simulated controllers on.
+    pub fn start_with(fixture: &Path, sim_yaml: Option<&str>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(workspace_bin("sim-cluster-bin", "sim-cluster"))
-            .arg("serve")
+        let mut cmd = Command::new(workspace_bin("sim-cluster-bin", "sim-cluster"));
+        cmd.arg("serve")
             .arg("--fixture")
             .arg(fixture)
             .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
+            .arg(&kubeconfig);
+        if let Some(text) = sim_yaml {
+            let path = dir.path().join("SIM.yaml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -134,6 +146,11 @@ impl Server {
     /// Writes a restore point of the whole cluster to `out` with the real `snapshot` binary,
     /// Secrets encrypted to a fresh age key (`snapshot keygen`); returns the identity file.
     pub fn snapshot(&self, out: &Path) -> PathBuf {
+        self.snapshot_with(out, &[])
+    }
+
+    /// [`Server::snapshot`] with more `snapshot create` flags (e.g. `--longhorn snapshot`).
+    pub fn snapshot_with(&self, out: &Path, extra: &[&str]) -> PathBuf {
         let snapshot = workspace_bin("snapshot", "snapshot");
         // One key per restore point, so a test can take several.
         let stem = out.file_name().unwrap().to_string_lossy();
@@ -159,6 +176,7 @@ impl Server {
             .arg(out)
             .args(["--age-recipient", &public, "--kubeconfig"])
             .arg(&self.kubeconfig)
+            .args(extra)
             .output()
             .unwrap();
         assert!(
