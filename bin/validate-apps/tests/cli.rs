@@ -296,3 +296,126 @@ fn after_a_step_new_restarts_are_regressions_that_name_the_step() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--after-step"), "{stderr}");
 }
+
+/// A real HTTP server (Python's http.server) answering for the checks.
+struct Web {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn web() -> Web {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("health"), "status: all good\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--directory")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Web {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn user_defined_http_checks_pass_and_fail_for_what_they_say() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = web();
+    let base = format!("http://127.0.0.1:{}", w.port);
+    let checks = tmp.path().join("checks.yaml");
+    std::fs::write(
+        &checks,
+        format!(
+            "checks:\n\
+             \x20 - {{name: health, url: \"{base}/health\", bodyContains: all good}}\n\
+             \x20 - {{name: missing, url: \"{base}/nope\"}}\n\
+             \x20 - {{name: login, url: \"{base}/health\", bodyContains: Sign in}}\n\
+             \x20 - {{name: gone, url: \"http://127.0.0.1:1/\", timeout: 2s}}\n\
+             \x20 - {{name: notfound-expected, url: \"{base}/nope\", expectStatus: 404}}\n"
+        ),
+    )
+    .unwrap();
+    let sim = Sim::start(&workspace().join("testdata/clusters/homelab"), None);
+    let (code, report) = run(tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .arg("--http-checks")
+        .arg(&checks));
+    assert_eq!(code, 1);
+    let http: Vec<(&str, &str, &str)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "apps/http")
+        .map(|c| {
+            (
+                c["objects"][0]["name"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["detail"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(http.len(), 5, "{http:?}");
+    let get = |n: &str| *http.iter().find(|h| h.0 == n).unwrap();
+    assert_eq!(get("health").1, "pass", "{:?}", get("health"));
+    assert_eq!(get("notfound-expected").1, "pass");
+    assert!(
+        get("missing").2.contains("answered 404, expected 200"),
+        "{:?}",
+        get("missing")
+    );
+    assert!(
+        get("login").2.contains("does not contain \"Sign in\""),
+        "{:?}",
+        get("login")
+    );
+    assert_eq!(get("gone").1, "fail");
+    assert_eq!(failing(&report).len(), 3, "{:?}", failing(&report));
+
+    // A bad file is bad input: exit 2, one line naming the field.
+    std::fs::write(&checks, "checks:\n  - {name: x, url: \"ftp://x/\"}\n").unwrap();
+    let out = tool(BIN, tmp.path())
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .arg("--http-checks")
+        .arg(&checks)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("checks[0].url") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}

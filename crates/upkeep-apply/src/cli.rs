@@ -1,6 +1,6 @@
 //! The flags and the run of `apply-update`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
@@ -71,36 +71,10 @@ pub struct ApplyArgs {
     pub config: ConfigArgs,
 }
 
-fn read_input(path: &Path, flag: &str) -> Result<(Vec<u8>, String), CliError> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| CliError::usage(format!("{flag} -: {e}")))?;
-        return Ok((buf, "stdin".to_string()));
-    }
-    let shown = path.display().to_string();
-    std::fs::read(path)
-        .map(|b| (b, shown.clone()))
-        .map_err(|e| CliError::usage(format!("{flag} {shown}: {e}")))
-}
-
-fn one<T: upkeep_contract::DocumentKind>(path: &Path, flag: &str) -> Result<T, CliError> {
-    let (bytes, shown) = read_input(path, flag)?;
-    let mut docs = upkeep_contract::read_kind::<T>(&bytes, &shown)
-        .map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
-    match docs.len() {
-        1 => Ok(docs.remove(0)),
-        n => Err(CliError::usage(format!(
-            "{flag} {shown}: expected one {}, found {n}",
-            T::KIND
-        ))),
-    }
-}
-
 /// The step the flags name.
 fn step_from(args: &ApplyArgs) -> Result<Step, CliError> {
     if let (Some(path), Some(n)) = (&args.plan, args.step) {
-        let plan: UpdatePlan = one(path, "--plan")?;
+        let plan: UpdatePlan = upkeep_cli::read_document(path, "--plan")?;
         let s = plan.steps.iter().find(|s| s.index == n).ok_or_else(|| {
             CliError::usage(format!(
                 "--step {n}: the plan has steps {}",
@@ -118,7 +92,7 @@ fn step_from(args: &ApplyArgs) -> Result<Step, CliError> {
         });
     }
     if let (Some(path), Some(name), Some(to)) = (&args.report, &args.component, &args.to) {
-        let report: UpdateReport = one(path, "--report")?;
+        let report: UpdateReport = upkeep_cli::read_document(path, "--report")?;
         let matches: Vec<_> = report
             .components
             .iter()
@@ -197,7 +171,7 @@ pub fn run(args: ApplyArgs) -> Result<Outcome, CliError> {
     let rollback: Option<ApplyResult> = args
         .rollback
         .as_deref()
-        .map(|p| one(p, "--rollback"))
+        .map(|p| upkeep_cli::read_document(p, "--rollback"))
         .transpose()?;
     let step = match &rollback {
         Some(_) => None,

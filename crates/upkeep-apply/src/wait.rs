@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt;
 use serde_json::Value;
 use upkeep_contract::Version;
-use upkeep_kube::{Cluster, ClusterRead, KubeError, ListOptions, ResourceRef};
+use upkeep_kube::{Cluster, ClusterRead, KubeError, ListOptions, ResourceRef, condition_of};
 
 use crate::target::{Watch, same};
 
@@ -29,20 +29,6 @@ const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 
 fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
-}
-
-fn condition<'a>(v: &'a Value, type_: &str) -> Option<(&'a str, &'a str, &'a str)> {
-    v.pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
-        .map(|c| {
-            (
-                c.get("status").and_then(Value::as_str).unwrap_or(""),
-                c.get("reason").and_then(Value::as_str).unwrap_or(""),
-                c.get("message").and_then(Value::as_str).unwrap_or(""),
-            )
-        })
 }
 
 async fn list(cluster: &Cluster, group: &str, kind: &str) -> Result<Vec<Value>, KubeError> {
@@ -182,13 +168,15 @@ pub async fn flux_applied(
                 if str_at(&ks, "/status/lastAppliedRevision").is_some_and(|r| r.contains(commit)) {
                     continue;
                 }
-                if let Some(("False", reason, message)) = condition(&ks, "Ready")
+                if let Some(c) = condition_of(&ks, "Ready").filter(|c| c.status == "False")
                     && str_at(&ks, "/status/lastAttemptedRevision")
                         .is_some_and(|r| r.contains(commit))
                 {
                     return Ok(State::Failed(format!(
-                        "Kustomization {} could not apply commit {short} ({reason}): {message}",
-                        name(&ks)
+                        "Kustomization {} could not apply commit {short} ({}): {}",
+                        name(&ks),
+                        c.reason,
+                        c.message
                     )));
                 }
                 pending.push(name(&ks));
@@ -263,31 +251,35 @@ async fn helm_release(
         .pointer("/status/observedGeneration")
         .and_then(Value::as_i64);
     let current = observed.is_some() && observed >= generation;
-    let ready = condition(&hr, "Ready");
-    if is_to(installed) && deployed && current && matches!(ready, Some(("True", _, _))) {
+    let ready = condition_of(&hr, "Ready");
+    let ready_is = |s: &str| ready.as_ref().is_some_and(|c| c.status == s);
+    if is_to(installed) && deployed && current && ready_is("True") {
         return Ok(State::Done);
     }
-    if let Some(("True", reason, message)) = condition(&hr, "Stalled") {
+    if let Some(c) = condition_of(&hr, "Stalled").filter(|c| c.status == "True") {
         return Ok(State::Failed(format!(
-            "HelmRelease {namespace}/{name} is stalled ({reason}): {message}"
+            "HelmRelease {namespace}/{name} is stalled ({}): {}",
+            c.reason, c.message
         )));
     }
     // Flux tried this version and it did not go in: whatever remediation
     // did after, the update failed.
     if current
         && is_to(str_at(&hr, "/status/lastAttemptedRevision"))
-        && let Some(("False", reason, message)) = ready
-        && reason != "Progressing"
+        && let Some(c) = ready
+            .as_ref()
+            .filter(|c| c.status == "False" && c.reason != "Progressing")
     {
         return Ok(State::Failed(format!(
-            "HelmRelease {namespace}/{name} did not install {to} ({reason}): {message}"
+            "HelmRelease {namespace}/{name} did not install {to} ({}): {}",
+            c.reason, c.message
         )));
     }
     Ok(State::Waiting(format!(
         "installed {}, Ready {}",
         installed.unwrap_or("nothing"),
         ready
-            .map(|(s, r, _)| format!("{s} ({r})"))
+            .map(|c| format!("{} ({})", c.status, c.reason))
             .unwrap_or_else(|| "unknown".to_string())
     )))
 }

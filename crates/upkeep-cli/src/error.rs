@@ -73,6 +73,14 @@ impl CliError {
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+
+    /// The same error with `what` (a flag) in front of its message.
+    pub(crate) fn prefixed(self, what: &str) -> Self {
+        CliError {
+            message: format!("{what} {}", self.message),
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for CliError {

@@ -1,5 +1,5 @@
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::CliError;
 
@@ -54,4 +54,25 @@ fn read_limited(r: impl Read, name: &str) -> Result<Vec<u8>, CliError> {
         )));
     }
     Ok(buf)
+}
+
+/// Reads exactly one document of kind `T` from the file a flag names (`-`
+/// is stdin): `--plan`, `--baseline`, `--rollback`. Every error names the
+/// flag, the input and what was wrong.
+pub fn read_document<T: upkeep_contract::DocumentKind>(
+    path: &Path,
+    flag: &str,
+) -> Result<T, CliError> {
+    let (name, bytes) = read_inputs(&[path.to_path_buf()])
+        .map_err(|e| e.prefixed(flag))?
+        .remove(0);
+    let mut docs = upkeep_contract::read_kind::<T>(&bytes, &name)
+        .map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
+    match docs.len() {
+        1 => Ok(docs.remove(0)),
+        n => Err(CliError::usage(format!(
+            "{flag} {name}: expected one {}, found {n}",
+            T::KIND
+        ))),
+    }
 }

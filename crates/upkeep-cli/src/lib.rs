@@ -17,7 +17,7 @@ mod quiet;
 mod settings;
 
 pub use error::{CliError, ErrorKind, Outcome};
-pub use input::{INPUT_LIMIT_BYTES, read_inputs};
+pub use input::{INPUT_LIMIT_BYTES, read_document, read_inputs};
 pub use logging::{LogArgs, LogFormat, init_logging};
 pub use output::{Format, Output};
 pub use progress::progress_bar;

@@ -174,6 +174,8 @@ pub struct RunSection {
     pub step_timeout: Option<String>,
     /// Push each commit to the checkout's `origin` (default true).
     pub push: Option<bool>,
+    /// validate-apps' HTTP checks for every step (a file as `validate-apps --http-checks` reads).
+    pub http_checks: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

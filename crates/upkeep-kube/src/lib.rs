@@ -49,6 +49,6 @@ pub use live::{ApplyOptions, Cluster, Deleted, ServerVersion};
 pub use read::{ClusterRead, DEFAULT_PAGE_SIZE, ListOptions, Source, object_value};
 pub use resource::{Resource, ResourceRef};
 pub use selector::{FieldSelector, LabelSelector};
-pub use wait::{Condition, Until, condition};
+pub use wait::{Condition, Until, condition, condition_of};
 
 pub use kube::api::{ApiResource, DynamicObject};

@@ -99,7 +99,12 @@ pub struct Condition {
 
 /// The condition of the given type in `status.conditions`, if present.
 pub fn condition(obj: &DynamicObject, type_: &str) -> Option<Condition> {
-    let list = obj.data.pointer("/status/conditions")?.as_array()?;
+    condition_of(&obj.data, type_)
+}
+
+/// The same, for an object as JSON (as [`crate::object_value`] gives it).
+pub fn condition_of(obj: &Value, type_: &str) -> Option<Condition> {
+    let list = obj.pointer("/status/conditions")?.as_array()?;
     let c = list
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))?;

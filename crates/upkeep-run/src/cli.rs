@@ -177,33 +177,6 @@ fn run_error(e: RunError) -> CliError {
     }
 }
 
-fn read_doc<T: upkeep_contract::DocumentKind>(
-    path: &std::path::Path,
-    flag: &str,
-) -> Result<T, CliError> {
-    let (bytes, shown) = if path == std::path::Path::new("-") {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
-            .map_err(|e| CliError::usage(format!("{flag} -: {e}")))?;
-        (b, "stdin".to_string())
-    } else {
-        let shown = path.display().to_string();
-        (
-            std::fs::read(path).map_err(|e| CliError::usage(format!("{flag} {shown}: {e}")))?,
-            shown,
-        )
-    };
-    let mut docs = upkeep_contract::read_kind::<T>(&bytes, &shown)
-        .map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
-    match docs.len() {
-        1 => Ok(docs.remove(0)),
-        n => Err(CliError::usage(format!(
-            "{flag} {shown}: expected one {}, found {n}",
-            T::KIND
-        ))),
-    }
-}
-
 /// Runs one subcommand.
 pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
     upkeep_cli::init_logging(&common.log);
@@ -242,7 +215,7 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
             }
         }
         Command::Plan { report } => {
-            let report: UpdateReport = read_doc(&report, "--report")?;
+            let report: UpdateReport = upkeep_cli::read_document(&report, "--report")?;
             let policy = crate::policy::from_settings(&settings).map_err(run_error)?;
             let plan = upkeep_plan::plan(&report, &policy, Timestamp::now());
             match common.output {
@@ -475,7 +448,16 @@ fn run_options(
             .or_else(|| settings.gitops_dir.clone()),
         push: !how.no_push && settings.run.push.unwrap_or(true),
         validators,
-        prove: upkeep_validate::ProveOptions::default(),
+        prove: upkeep_validate::ProveOptions {
+            http: settings
+                .run
+                .http_checks
+                .as_deref()
+                .map(upkeep_validate::http::HttpChecks::load)
+                .transpose()
+                .map_err(|e| CliError::usage(format!("{}: {e}", settings.key("run.httpChecks"))))?,
+            ..Default::default()
+        },
         step_timeout: settings.step_timeout,
         poll: duration("--poll", &how.poll)?,
         snapshot_dir,
@@ -500,7 +482,7 @@ fn run_cmd(
     args: RunArgs,
     out: &mut Output,
 ) -> Result<Outcome, CliError> {
-    let plan: UpdatePlan = read_doc(&args.plan, "--plan")?;
+    let plan: UpdatePlan = upkeep_cli::read_document(&args.plan, "--plan")?;
     if plan.steps.is_empty() {
         out.text("the plan has no steps: the cluster is up to date (within the policy)\n")?;
         return Ok(Outcome::Done);

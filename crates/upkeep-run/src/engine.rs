@@ -422,12 +422,7 @@ async fn do_step(
                 if result.status == ApplyStatus::Failed {
                     record.steps[i].error = Some(SafeText::new(&format!(
                         "the update did not go in: {}",
-                        result
-                            .errors
-                            .iter()
-                            .map(|e| e.message.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; ")
+                        messages(&result)
                     )));
                     set(store, record, i, StepStatus::RollingBack)?;
                 } else {
@@ -481,6 +476,15 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), RunError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| RunError::io(dir, e))
+}
+
+/// What an ApplyResult's errors say, on one line.
+fn messages(r: &ApplyResult) -> String {
+    r.errors
+        .iter()
+        .map(|e| e.message.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn append_error(record: &mut RunRecord, i: usize, more: &str) {
@@ -539,14 +543,7 @@ async fn roll_back(
         append_error(
             record,
             i,
-            &format!(
-                "the rollback did not complete: {}",
-                back.errors
-                    .iter()
-                    .map(|e| e.message.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+            &format!("the rollback did not complete: {}", messages(&back)),
         );
         set(store, record, i, StepStatus::Failed)?;
         return Ok(StepEnd::Failed);

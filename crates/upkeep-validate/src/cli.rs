@@ -71,6 +71,10 @@ pub struct ValidateArgs {
     /// validate-flux: the namespace Flux's controllers run in.
     #[arg(long, value_name = "NS", default_value = "flux-system")]
     pub flux_namespace: String,
+    /// validate-apps: HTTP checks from this file (`checks:` of name, url, expectStatus,
+    /// bodyContains, timeout; optional `caFile`).
+    #[arg(long, value_name = "FILE")]
+    pub http_checks: Option<PathBuf>,
     /// validate-storage: skip the data test (a PVC and two Jobs that write and
     /// read back random data, all deleted afterwards).
     #[arg(long)]
@@ -131,6 +135,17 @@ fn run_with(
         .transpose()
         .map_err(CliError::usage)?;
     let after_step = args.after_step.as_deref().map(read_step).transpose()?;
+    let http_checks = match (&args.http_checks, validator) {
+        (Some(p), Validator::Apps) => {
+            Some(crate::http::HttpChecks::load(p).map_err(validate_error)?)
+        }
+        (Some(_), _) => {
+            return Err(CliError::usage(
+                "--http-checks: only validate-apps runs HTTP checks",
+            ));
+        }
+        (None, _) => None,
+    };
     let selection = Selection {
         namespaces: args.namespaces.clone(),
         labels: args.selector.clone(),
@@ -210,6 +225,9 @@ fn run_with(
                         "the data test needs a live cluster, not --cluster-dump",
                     ),
                     _ => {}
+                }
+                if let Some(http) = &http_checks {
+                    http.run(&mut checks).await;
                 }
                 if let Some(net) = &net {
                     // Within --timeout: the probes keep a part of it for their clean-up.
@@ -299,31 +317,12 @@ fn text(report: &ValidationReport, compared: bool) -> String {
 }
 
 fn read_baseline(path: &std::path::Path) -> Result<ValidationReport, CliError> {
-    let shown = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::usage(format!("--baseline {shown}: {e}")))?;
-    let mut docs = upkeep_contract::read_kind::<ValidationReport>(&bytes, &shown)
-        .map_err(|e| CliError::usage(format!("--baseline: {e}")))?;
-    match docs.len() {
-        1 => Ok(docs.remove(0)),
-        n => Err(CliError::usage(format!(
-            "--baseline {shown}: expected one ValidationReport, found {n}"
-        ))),
-    }
+    upkeep_cli::read_document(path, "--baseline")
 }
 
 fn read_step(path: &std::path::Path) -> Result<AfterStep, CliError> {
-    let shown = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::usage(format!("--after-step {shown}: {e}")))?;
-    let mut docs = upkeep_contract::read_kind::<ApplyResult>(&bytes, &shown)
-        .map_err(|e| CliError::usage(format!("--after-step: {e}")))?;
-    match docs.len() {
-        1 => Ok(AfterStep::from_apply(&docs.remove(0))),
-        n => Err(CliError::usage(format!(
-            "--after-step {shown}: expected one ApplyResult, found {n}"
-        ))),
-    }
+    upkeep_cli::read_document::<ApplyResult>(path, "--after-step")
+        .map(|r| AfterStep::from_apply(&r))
 }
 
 fn validate_error(e: ValidateError) -> CliError {

@@ -17,6 +17,7 @@ pub mod cause;
 pub mod cli;
 pub mod datatest;
 pub mod flux;
+pub mod http;
 pub mod net;
 mod objects;
 mod prove;

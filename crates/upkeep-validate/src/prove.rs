@@ -19,6 +19,8 @@ pub struct ProveOptions {
     /// validate-net's checks over the network; `None` runs only the
     /// endpoint checks.
     pub net: Option<crate::net::NetOptions>,
+    /// validate-apps' HTTP checks.
+    pub http: Option<crate::http::HttpChecks>,
 }
 
 /// Runs `validator` against `cluster`; with a `baseline`, marks the
@@ -49,6 +51,11 @@ pub async fn prove(
         && objects.served("longhorn.io", "Volume")
     {
         crate::datatest::run(cluster, dt, &mut checks).await?;
+    }
+    if validator == Validator::Apps
+        && let Some(http) = &opts.http
+    {
+        http.run(&mut checks).await;
     }
     if validator == Validator::Net {
         match &opts.net {
