@@ -90,6 +90,22 @@ fn a_chart_update_is_one_line_committed_pushed_and_installed_and_a_broken_one_is
         HELMRELEASE
     );
 
+    // Waiting without pushing would wait for a commit Flux never fetches.
+    let out = tool(BIN, tmp.path())
+        .arg("--gitops")
+        .arg(&g.checkout)
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .arg("--report")
+        .arg(&report)
+        .args(["--component", "podinfo", "--to", "6.6.0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("add --push, or --no-wait"), "{stderr}");
+    assert_eq!(git(&g.checkout, &["rev-parse", "HEAD"]), head);
+
     // The update: one line changed, committed with trailers, pushed, installed.
     let (code, doc, stderr) = run(apply(tmp.path(), &g, &sim)
         .arg("--report")
@@ -270,5 +286,40 @@ fn bad_input_and_a_changed_checkout_change_nothing() {
     assert_eq!(
         git(&g.checkout, &["log", "-1", "--pretty=%s"]).trim(),
         "back"
+    );
+
+    // A step stopped between writing its edit and committing it: run again,
+    // the edit left in the working tree is committed as the step's commit.
+    std::fs::remove_file(g.checkout.join("apps/notes.txt")).unwrap();
+    std::fs::write(&file, HELMRELEASE.replace("6.5.0", "6.6.0")).unwrap();
+    let out = tool(BIN, tmp.path())
+        .arg("--gitops")
+        .arg(&g.checkout)
+        .args(["--no-wait", "--run-id", "run-7", "--report", rep])
+        .args(["--component", "podinfo", "--to", "6.6.0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["status"], "applied");
+    let message = git(&g.checkout, &["log", "-1", "--pretty=%B"]);
+    assert!(
+        message.starts_with("upkeep: chart podinfo/podinfo 6.5.0 -> 6.6.0")
+            && message.contains("Upkeep-Run: run-7"),
+        "{message}"
+    );
+    assert_eq!(
+        doc["commit"].as_str().unwrap(),
+        git(&g.checkout, &["rev-parse", "HEAD"]).trim()
+    );
+    assert!(
+        git(&g.checkout, &["status", "--porcelain"])
+            .trim()
+            .is_empty()
     );
 }

@@ -616,3 +616,36 @@ fn a_run_with_longhorn_k3s_and_a_chart_goes_in_order_one_version_line_per_commit
     assert_eq!(lh["status"]["history"][0]["chartVersion"], "1.9.0");
     assert_eq!(installed(&sim).unwrap().0, "6.6.0");
 }
+
+/// A record saved as running whose step had already ended (stopped between
+/// the step's save and the run's): resume reports the step's verdict, not
+/// "completed".
+#[test]
+fn resume_reports_a_step_that_had_already_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    let sim = cluster(tmp.path(), &g.origin);
+    let cfg = config(tmp.path());
+    let dir = tmp.path().join("state/runs/run-20261128T040000Z-0001");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan: Value = serde_json::from_str(
+        &std::fs::read_to_string(plan(tmp.path(), "p.json", "6.5.0", "6.7.0")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("plan.json"), plan.to_string()).unwrap();
+    std::fs::write(
+        dir.join("run.json"),
+        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "RunRecord",
+               "runId": "run-20261128T040000Z-0001", "startedAt": "2026-11-28T04:00:00Z",
+               "status": "running", "actor": "test",
+               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
+                          "from": "6.5.0", "to": "6.7.0", "status": "rolled-back"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, run, stderr) = record(upkeep(tmp.path(), &g, &sim, &cfg).args(["resume"]));
+    assert_eq!(code, 1, "{run} {stderr}");
+    assert_eq!(run["status"], "rolled-back");
+    assert!(run["finishedAt"].is_string());
+    assert!(upkeep_commits(&g).is_empty(), "resume changed nothing");
+}

@@ -251,7 +251,7 @@ fn text(r: &ApplyResult) -> String {
         r.component.kind, r.component, r.from, r.to
     );
     if let Some(c) = r.revert_commit.as_ref().or(r.commit.as_ref()) {
-        s.push_str(&format!(" (commit {})", &c[..c.len().min(12)]));
+        s.push_str(&format!(" (commit {})", crate::short_commit(c)));
     }
     s.push('\n');
     for e in &r.edits {

@@ -219,6 +219,12 @@ async fn gitops_apply(
     let mut out = result(step, ApplyMode::Gitops, started);
     out.dry_run = opts.dry_run;
     out.restore_point = opts.restore_point.clone();
+    if cluster.is_some() && opts.wait && !opts.push && !opts.dry_run {
+        return Err(ApplyError::Input(
+            "waiting for Flux needs the commit pushed (Flux fetches from the forge): add --push, or --no-wait to commit only"
+                .to_string(),
+        ));
+    }
     let tree = upkeep_gitops::scan(dir)?;
     let targets = locate(&tree, &step.component)?;
     out.objects = targets.iter().map(|t| t.object.clone()).collect();
@@ -305,7 +311,7 @@ async fn gitops_apply(
             return Err(e.into());
         }
     };
-    tracing::info!("committed {} ({subject})", &commit[..commit.len().min(12)]);
+    tracing::info!("committed {} ({subject})", short_commit(&commit));
     out.commit = Some(commit.clone());
     if opts.push {
         if let Err(e) = repo.push() {
@@ -343,7 +349,34 @@ async fn already_committed(
     targets: &[Target],
 ) -> Result<(), ApplyError> {
     let repo = upkeep_git::Repo::open(dir)?;
-    if let Some(run) = &opts.run_id {
+    // Stopped between writing the file and committing it: the edit in the
+    // working tree is ours (the file asks for the version); commit it now.
+    let mut ours = Vec::new();
+    for t in targets {
+        let p = repo_path(&repo, dir, &t.path)?;
+        if !ours.contains(&p) {
+            ours.push(p);
+        }
+    }
+    let dirty = repo.state()?.dirty;
+    let pending: Vec<&str> = ours
+        .iter()
+        .filter(|p| dirty.contains(p))
+        .map(String::as_str)
+        .collect();
+    if !pending.is_empty() {
+        let subject = format!(
+            "upkeep: {} {} {} -> {}",
+            step.component.kind, step.component, step.from, step.to
+        );
+        let commit = repo.commit_paths(&pending, &commit_message(&subject, step, opts))?;
+        tracing::info!(
+            "committed the edit left uncommitted: {}",
+            short_commit(&commit)
+        );
+        out.status = ApplyStatus::Applied;
+        out.commit = Some(commit);
+    } else if let Some(run) = &opts.run_id {
         let want = [
             format!("Upkeep-Run: {run}"),
             format!(
@@ -367,13 +400,24 @@ async fn already_committed(
     Ok(())
 }
 
+/// The first 12 characters of a commit id, for people.
+pub fn short_commit(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// A commit id as git prints it (SHA-1 or SHA-256, hex): anything else in
+/// a document is refused rather than handed to git, where `--x` is an option.
+fn is_commit_id(id: &str) -> bool {
+    (7..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// How far back a stopped run's commits are looked for.
 const HISTORY_DEPTH: usize = 200;
 
 /// The newest commit whose message has every one of `lines`.
 fn find_commit(repo: &upkeep_git::Repo, lines: &[String]) -> Result<Option<String>, ApplyError> {
     Ok(repo
-        .messages(HISTORY_DEPTH)?
+        .trailers(HISTORY_DEPTH)?
         .into_iter()
         .find(|(_, m)| lines.iter().all(|l| m.lines().any(|ml| ml.trim() == l)))
         .map(|(id, _)| id))
@@ -540,6 +584,22 @@ async fn direct_apply(
     };
     if targets.iter().all(|t| is(&t.2, &step.to)) {
         out.status = ApplyStatus::NoOp;
+        // Asked for already (a step taken up again): still wait until it is in.
+        if opts.wait && !opts.dry_run {
+            let mut watches: Vec<Watch> = Vec::new();
+            for (_, w, _) in &targets {
+                if !watches.contains(w) {
+                    watches.push(w.clone());
+                }
+            }
+            for w in &watches {
+                if let Err(e) = wait::at_version(cluster, w, &step.to, opts.within, opts.poll).await
+                {
+                    fail(&mut out, e)?;
+                    break;
+                }
+            }
+        }
         out.finished_at = Timestamp::now();
         return Ok(out);
     }
@@ -627,6 +687,11 @@ pub async fn rollback(
                         .to_string(),
                 )
             })?;
+            if !is_commit_id(commit) {
+                return Err(ApplyError::Input(format!(
+                    "the ApplyResult's commit {commit:?} is not a commit id"
+                )));
+            }
             let dir = opts.gitops.as_deref().ok_or_else(|| {
                 ApplyError::Input("rolling back a GitOps step needs --gitops DIR".to_string())
             })?;
@@ -700,7 +765,8 @@ pub async fn rollback(
             });
         }
     };
-    if out.status == ApplyStatus::Applied {
+    // Already back at the old version (a rollback taken up again) is rolled back too.
+    if matches!(out.status, ApplyStatus::Applied | ApplyStatus::NoOp) {
         out.status = ApplyStatus::RolledBack;
     }
     out.finished_at = Timestamp::now();

@@ -132,7 +132,7 @@ pub async fn flux_applied(
     within: Duration,
     every: Duration,
 ) -> Result<(), WaitError> {
-    let short = &commit[..commit.len().min(12)];
+    let short = crate::short_commit(commit);
     poll(
         &format!("Flux applying commit {short}"),
         within,

@@ -11,9 +11,9 @@ use futures_util::TryStreamExt;
 use serde_json::Value;
 use upkeep_contract::{Location, ObjectRef};
 use upkeep_gitops::{
-    BucketSpec, Field, GitRef, GitRepositorySpec, HelmChartSpec, HelmReleaseChart, HelmReleaseSpec,
-    HelmRepositorySpec, Namespace, NamespaceSource, Object, OciRef, OciRepositorySpec, SourceRef,
-    Spec,
+    BucketSpec, Dependency, Field, GitRef, GitRepositorySpec, HelmChartSpec, HelmReleaseChart,
+    HelmReleaseSpec, HelmRepositorySpec, Namespace, NamespaceSource, Object, OciRef,
+    OciRepositorySpec, SourceRef, Spec,
 };
 use upkeep_kube::{Cluster, ClusterRead, KubeError, ListOptions};
 use upkeep_version::Version;
@@ -240,6 +240,18 @@ fn to_object(v: &Value) -> Option<Object> {
             chart_ref: source_ref(v, &["spec", "chartRef"]),
             target_namespace: field(v, &["spec", "targetNamespace"]),
             release_name: field(v, &["spec", "releaseName"]),
+            depends_on: v
+                .pointer("/spec/dependsOn")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| {
+                    Some(Dependency {
+                        name: field(d, &["name"])?,
+                        namespace: field(d, &["namespace"]),
+                    })
+                })
+                .collect(),
         }),
         ("source.toolkit.fluxcd.io", "HelmRepository") => {
             Spec::HelmRepository(HelmRepositorySpec {

@@ -230,6 +230,20 @@ fn document(
         options.checked_at,
     );
     doc.findings = r.findings.clone();
+    // What Flux installs before this release: the plan orders their updates first.
+    if let upkeep_gitops::Spec::HelmRelease(spec) = &r.hr.spec {
+        doc.depends_on = spec
+            .depends_on
+            .iter()
+            .map(|d| {
+                let ns = d
+                    .namespace
+                    .as_ref()
+                    .map_or(r.namespace.as_str(), |n| n.value.as_str());
+                format!("{ns}/{}", d.name.value)
+            })
+            .collect();
+    }
 
     // What the cluster runs, and where that was read.
     let mut installed: Option<Version> = None;

@@ -14,8 +14,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
         _ => return Err(bad()),
     };
+    // Timeouts and deadlines are added to clocks: a year is more than any
+    // wait needs and keeps every sum far from overflowing.
+    if d > MAX_DURATION {
+        return Err(format!("duration {s:?} is longer than a year"));
+    }
     Ok(d)
 }
+
+/// The longest duration accepted anywhere.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// `1048576`, `512KiB`, `64MiB`, `1GiB` (also KB/MB/GB, read as powers of 1000).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -60,5 +68,13 @@ mod tests {
         for bad in ["", "lots", "1TiB", "99999999999999999999GiB"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused() {
+        assert!(parse_duration("8760h").is_ok());
+        let e = parse_duration("18446744073709551615").unwrap_err();
+        assert!(e.contains("longer than a year"), "{e}");
+        assert!(parse_duration("9999999h").is_err());
     }
 }

@@ -218,6 +218,10 @@ pub struct ComponentUpdates {
     /// The safe way to the target, in order.
     #[serde(default)]
     pub path: Vec<Hop>,
+    /// Components that must be updated and Ready first (a HelmRelease's
+    /// `spec.dependsOn`), as `namespace/name` of their HelmReleases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     #[serde(default)]
     pub findings: Vec<Finding>,
     #[serde(default)]
@@ -237,6 +241,7 @@ impl ComponentUpdates {
             latest_allowed: None,
             candidates: Vec::new(),
             path: Vec::new(),
+            depends_on: Vec::new(),
             findings: Vec::new(),
             errors: Vec::new(),
             checked_at,

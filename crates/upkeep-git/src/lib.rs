@@ -47,6 +47,9 @@ pub struct RepoState {
     pub dirty: Vec<String>,
 }
 
+/// The most of a git command's output read (a diff or a log).
+const MAX_OUTPUT: u64 = 64 * 1024 * 1024;
+
 /// A GitOps checkout.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -84,6 +87,7 @@ impl Repo {
     }
 
     fn git(&self, args: &[&str]) -> Result<String, GitError> {
+        use std::io::Read;
         let mut child = Command::new("git")
             .arg("-C")
             .arg(&self.dir)
@@ -99,13 +103,36 @@ impl Repo {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(GitError::Spawn)?;
+        // Drained while git runs: a full pipe would block git until the timeout.
+        let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(r) = r {
+                    let _ = r.take(MAX_OUTPUT).read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        );
         let deadline = Instant::now() + self.timeout;
-        loop {
+        let status = loop {
             match child.try_wait().map_err(GitError::Spawn)? {
-                Some(_) => break,
+                Some(status) => break status,
                 None if Instant::now() >= deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
+                    let _ = (stdout.join(), stderr.join());
                     return Err(GitError::Timeout {
                         dir: self.dir.clone(),
                         args: args.join(" "),
@@ -114,8 +141,12 @@ impl Repo {
                 }
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
-        }
-        let out = child.wait_with_output().map_err(GitError::Spawn)?;
+        };
+        let out = std::process::Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        };
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -201,10 +232,12 @@ impl Repo {
         self.git(&["push", "--quiet", "origin", "HEAD"]).map(|_| ())
     }
 
-    /// The newest `n` commits of HEAD's history: (id, full message).
-    pub fn messages(&self, n: usize) -> Result<Vec<(String, String)>, GitError> {
+    /// The newest `n` commits of HEAD's history: (id, the message's trailers,
+    /// `Key: value` lines).
+    pub fn trailers(&self, n: usize) -> Result<Vec<(String, String)>, GitError> {
         let count = format!("-n{n}");
-        let out = self.git(&["log", &count, "--format=%H%x1f%B%x1e"])?;
+        // Only the trailers: whole bodies (long bot commit messages) are not needed.
+        let out = self.git(&["log", &count, "--format=%H%x1f%(trailers:unfold)%x1e"])?;
         Ok(out
             .split('\u{1e}')
             .filter_map(|entry| {
@@ -287,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_read_back_newest_first() {
+    fn trailers_are_read_back_newest_first() {
         let (d, r) = repo();
         std::fs::write(d.path().join("apps/hr.yaml"), "version: 1.1.0\n").unwrap();
         let c = r
@@ -296,11 +329,11 @@ mod tests {
                 "subject\n\nUpkeep-Run: r1\nUpkeep-To: 1.1.0",
             )
             .unwrap();
-        let m = r.messages(5).unwrap();
+        let m = r.trailers(5).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].0, c);
-        assert_eq!(m[0].1, "subject\n\nUpkeep-Run: r1\nUpkeep-To: 1.1.0");
-        assert_eq!(m[1].1, "init");
+        assert_eq!(m[0].1, "Upkeep-Run: r1\nUpkeep-To: 1.1.0");
+        assert_eq!(m[1].1, "");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::{
-    BucketSpec, Field, FluxKustomizationSpec, GitRef, GitRepositorySpec, HelmChartSpec,
+    BucketSpec, Dependency, Field, FluxKustomizationSpec, GitRef, GitRepositorySpec, HelmChartSpec,
     HelmReleaseChart, HelmReleaseSpec, HelmRepositorySpec, OciRef, OciRepositorySpec, SourceRef,
     Spec,
 };
@@ -363,6 +363,16 @@ struct RawHelmReleaseSpec {
     target_namespace: S,
     #[serde(default)]
     release_name: S,
+    #[serde(default)]
+    depends_on: Option<Vec<RawDependency>>,
+}
+
+#[derive(Deserialize)]
+struct RawDependency {
+    #[serde(default)]
+    name: S,
+    #[serde(default)]
+    namespace: S,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +500,17 @@ impl RawSpec {
                 chart_ref: source_ref(s.chart_ref, b),
                 target_namespace: opt(s.target_namespace, b),
                 release_name: opt(s.release_name, b),
+                depends_on: s
+                    .depends_on
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| {
+                        Some(Dependency {
+                            name: opt(d.name, b)?,
+                            namespace: opt(d.namespace, b),
+                        })
+                    })
+                    .collect(),
             }),
             RawSpec::HelmRepository(s) => Spec::HelmRepository(HelmRepositorySpec {
                 url: opt(s.url, b),
@@ -605,6 +626,26 @@ mod tests {
         );
         assert_eq!(objs[1].line, 13);
         assert_eq!(objs[1].name.as_ref().unwrap().line, 16);
+    }
+
+    #[test]
+    fn depends_on_is_read_with_lines() {
+        let objs = read_file("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\nspec:\n  dependsOn:\n    - name: db\n    - name: cache\n      namespace: infra\n    - namespace: no-name\n").unwrap_or_else(|_| panic!("parses"));
+        let Spec::HelmRelease(hr) = &objs[0].spec else {
+            panic!("not a HelmRelease")
+        };
+        let got: Vec<(&str, u32, Option<&str>)> = hr
+            .depends_on
+            .iter()
+            .map(|d| {
+                (
+                    d.name.value.as_str(),
+                    d.name.line,
+                    d.namespace.as_ref().map(|n| n.value.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(got, [("db", 7, None), ("cache", 8, Some("infra"))]);
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub struct HelmReleaseSpec {
     pub chart_ref: Option<SourceRef>,
     pub target_namespace: Option<Field>,
     pub release_name: Option<Field>,
+    /// `spec.dependsOn`: the HelmReleases Flux installs first.
+    pub depends_on: Vec<Dependency>,
+}
+
+/// One entry of a HelmRelease's `spec.dependsOn`; no namespace means the
+/// HelmRelease's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub name: Field,
+    pub namespace: Option<Field>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +161,9 @@ pub struct FluxKustomizationSpec {
 }
 
 /// The parts of `spec` we read, for the Flux kinds we know.
+// A checkout has tens to hundreds of objects: boxing the largest variant
+// would save little and cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spec {
     HelmRelease(HelmReleaseSpec),

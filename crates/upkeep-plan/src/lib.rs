@@ -55,6 +55,8 @@ struct Draft {
     brings_kubernetes: Option<Version>,
     /// Index (into drafts) of the step that must come first.
     after: Option<usize>,
+    /// The HelmReleases (`namespace/name`) this chart's HelmRelease dependsOn.
+    depends: Vec<String>,
 }
 
 fn priority(k: ComponentKind) -> u8 {
@@ -205,6 +207,7 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
                         brings_kubernetes: (c.component.kind == ComponentKind::K3s)
                             .then(|| hop.to.without_build()),
                         after: prev,
+                        depends: Vec::new(),
                     });
                     prev = Some(idx);
                 }
@@ -287,6 +290,7 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
                         needs_kubernetes: x.requires.as_ref().and_then(|r| r.kubernetes.clone()),
                         brings_kubernetes: None,
                         after: None,
+                        depends: c.depends_on.clone(),
                     });
                 }
             }
@@ -331,16 +335,40 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
             }
         }
     }
+    // A chart whose HelmRelease dependsOn another planned chart goes after
+    // it, as Flux installs them: the dependency updated and Ready first.
+    let chart_key = |d: &Draft| {
+        (d.component.kind == ComponentKind::Chart).then(|| {
+            format!(
+                "{}/{}",
+                d.component.namespace.as_deref().unwrap_or(""),
+                d.component.name
+            )
+        })
+    };
+    let deps: Vec<Vec<usize>> = drafts
+        .iter()
+        .map(|d| {
+            d.depends
+                .iter()
+                .filter_map(|want| {
+                    (0..drafts.len()).find(|&j| chart_key(&drafts[j]).as_deref() == Some(want))
+                })
+                .collect()
+        })
+        .collect();
+    let before = |i: usize| -> Vec<usize> {
+        [drafts[i].after, extra_after[i]]
+            .into_iter()
+            .flatten()
+            .chain(deps[i].iter().copied())
+            .collect()
+    };
     // A step after a dropped step is dropped too.
     loop {
         let mut changed = false;
         for i in 0..drafts.len() {
-            if kept[i]
-                && [drafts[i].after, extra_after[i]]
-                    .iter()
-                    .flatten()
-                    .any(|&d| !kept[d])
-            {
+            if kept[i] && before(i).iter().any(|&d| !kept[d]) {
                 kept[i] = false;
                 changed = true;
             }
@@ -357,12 +385,7 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
     loop {
         let next = (0..drafts.len())
             .filter(|&i| kept[i] && !placed[i])
-            .filter(|&i| {
-                [drafts[i].after, extra_after[i]]
-                    .iter()
-                    .flatten()
-                    .all(|&d| placed[d])
-            })
+            .filter(|&i| before(i).iter().all(|&d| placed[d]))
             .min_by_key(|&i| (priority(drafts[i].component.kind), i));
         match next {
             Some(i) => {
@@ -372,18 +395,31 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
             None => break,
         }
     }
+    // What could not be placed waits on itself (a dependsOn cycle): said, not dropped silently.
+    for i in (0..drafts.len()).filter(|&i| kept[i] && !placed[i]) {
+        unreachable.push(Unreachable {
+            component: drafts[i].component.clone(),
+            version: drafts[i].to.clone(),
+            why: vec![finding(
+                "dependency-cycle",
+                "its HelmRelease's dependsOn leads back to itself; fix spec.dependsOn".to_string(),
+            )],
+        });
+    }
     let position = |d: usize| order.iter().position(|&o| o == d).map(|p| p + 1);
     let mut steps: Vec<PlanStep> = order
         .iter()
         .enumerate()
         .map(|(pos, &i)| {
             let d = &drafts[i];
-            let depends_on: Vec<usize> = [d.after, extra_after[i]]
-                .iter()
-                .flatten()
-                .filter_map(|&x| position(x))
-                .collect();
+            let depends_on: Vec<usize> = before(i).iter().filter_map(|&x| position(x)).collect();
             let mut reason = d.reason.clone();
+            for &j in &deps[i] {
+                reason.push_str(&format!(
+                    "; after {} because its HelmRelease dependsOn it",
+                    drafts[j].component
+                ));
+            }
             if let Some(h) = extra_after[i] {
                 reason.push_str(&format!(
                     "; after the k3s hop to {} because it needs Kubernetes {}",

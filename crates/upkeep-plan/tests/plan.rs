@@ -228,3 +228,46 @@ fn the_longhorn_chart_is_planned_as_longhorn_not_as_a_chart() {
         .expect("the chart is listed as not planned");
     assert_eq!(u.why[0].code, "planned-as-longhorn");
 }
+
+/// A HelmRelease that dependsOn another goes after it in the plan, as Flux
+/// installs them; a dependsOn cycle is reported, not dropped in silence.
+#[test]
+fn charts_follow_their_helmreleases_depends_on() {
+    let chart = |name: &str, deps: &[&str]| {
+        let mut d = sample()
+            .into_iter()
+            .find(|d| d.component.kind == ComponentKind::Chart && !d.candidates.is_empty())
+            .unwrap();
+        d.component.name = name.into();
+        d.component.namespace = Some("apps".into());
+        d.depends_on = deps.iter().map(|s| s.to_string()).collect();
+        d
+    };
+    let p = run(
+        vec![chart("web", &["apps/db"]), chart("db", &[])],
+        &Policy::default(),
+    );
+    let names: Vec<&str> = p.steps.iter().map(|s| s.component.name.as_str()).collect();
+    assert_eq!(names, ["db", "web"]);
+    assert_eq!(p.steps[1].depends_on, [1]);
+    assert_eq!(p.steps[0].blocks, [2]);
+    assert!(
+        p.steps[1]
+            .reason
+            .as_str()
+            .contains("after apps/db because its HelmRelease dependsOn it"),
+        "{}",
+        p.steps[1].reason
+    );
+    let p = run(
+        vec![chart("a", &["apps/b"]), chart("b", &["apps/a"])],
+        &Policy::default(),
+    );
+    assert!(p.steps.is_empty());
+    assert_eq!(p.unreachable.len(), 2);
+    assert!(
+        p.unreachable
+            .iter()
+            .all(|u| u.why[0].code == "dependency-cycle")
+    );
+}

@@ -562,28 +562,26 @@ async fn one(
     // under a Delete reclaim policy would delete the snapshot being restored from. Its PV is
     // kept (Retain) instead, and the message says so.
     let keep_pv = match (&live, action, p.recorded.kind) {
-        (Some(l), RestoreAction::Replaced, VolumeBackupKind::Snapshot) => {
-            match str_at(l, "/spec/volumeName") {
-                Some(pv_name) => cluster
-                    .get(&k.pv, None, pv_name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(|o| serde_json::to_value(&o).unwrap_or(Value::Null))
-                    .filter(|pv| {
-                        str_at(pv, "/spec/csi/volumeHandle") == Some(p.recorded.volume.as_str())
-                            && str_at(pv, "/spec/persistentVolumeReclaimPolicy") != Some("Retain")
-                    })
-                    .map(|_| pv_name.to_string()),
-                None => None,
-            }
-        }
+        // Every replaced claim's PV is kept until the restored data is
+        // confirmed: if the new claim cannot be made, the old data is still
+        // there (and an in-cluster snapshot lives in that very volume).
+        (Some(l), RestoreAction::Replaced, _) => match str_at(l, "/spec/volumeName") {
+            Some(pv_name) => cluster
+                .get(&k.pv, None, pv_name)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|o| serde_json::to_value(&o).unwrap_or(Value::Null))
+                .filter(|pv| str_at(pv, "/spec/persistentVolumeReclaimPolicy") != Some("Retain"))
+                .map(|_| pv_name.to_string()),
+            None => None,
+        },
         _ => None,
     };
     let kept = keep_pv
         .as_ref()
         .map(|pv| {
             format!(
-                " (its PersistentVolume {pv} holds the snapshot, so it is set to reclaim policy Retain; delete it once the restored data is confirmed)"
+                " (its PersistentVolume {pv} is set to reclaim policy Retain so the old data survives until the restored data is confirmed; delete it then)"
             )
         })
         .unwrap_or_default();

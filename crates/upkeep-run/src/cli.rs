@@ -688,7 +688,7 @@ fn print_record(out: &mut Output, format: Format, r: &RunRecord) -> Result<(), C
                     st.to
                 ));
                 if let Some(c) = &st.commit_after {
-                    s.push_str(&format!("      commit {}\n", &c[..c.len().min(12)]));
+                    s.push_str(&format!("      commit {}\n", upkeep_apply::short_commit(c)));
                 }
                 if let Some(p) = &st.restore_point {
                     s.push_str(&format!("      restore point {p}\n"));

@@ -111,16 +111,16 @@ pub async fn run(
             .collect(),
         errors: Vec::new(),
     };
+    // Maintenance first: a run that cannot freeze the cluster never starts
+    // (no record left Running, the Lease given back).
+    if let Err(e) = maintenance_on(cluster, &run_id, plan, opts).await {
+        if let Err(r) = lease.release(cluster).await {
+            tracing::warn!("cannot release the Lease: {r}");
+        }
+        return Err(e);
+    }
     store.save_plan(&run_id, plan)?;
     store.save_record(&record)?;
-    if opts.maintenance {
-        let keep = crate::maintenance::needed(cluster, &plan.steps).await?;
-        let steps = u32::try_from(plan.steps.len()).unwrap_or(u32::MAX);
-        let end = jiff::Timestamp::now()
-            .checked_add(opts.step_timeout * steps.saturating_mul(2))
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        crate::maintenance::on(cluster, &holder(&run_id), end, &keep).await?;
-    }
     tracing::info!(
         "{run_id}: {} step(s); state in {}",
         plan.steps.len(),
@@ -150,8 +150,32 @@ pub async fn resume(
     let _local = local_lock(store, run_id)?;
     let lease = Lease::acquire(cluster, &holder(run_id), opts.lease_ttl).await?;
     tracing::info!("{run_id}: resuming");
+    if let Err(e) = maintenance_on(cluster, run_id, &plan, opts).await {
+        tracing::warn!("{run_id}: maintenance could not be turned on again: {e}");
+    }
     drive(cluster, store, &plan, &mut record, opts, lease).await?;
     Ok(record)
+}
+
+/// Maintenance on for `run_id` (again, harmlessly, when resuming).
+async fn maintenance_on(
+    cluster: &Cluster,
+    run_id: &str,
+    plan: &UpdatePlan,
+    opts: &RunOptions,
+) -> Result<(), RunError> {
+    if !opts.maintenance {
+        return Ok(());
+    }
+    let keep = crate::maintenance::needed(cluster, &plan.steps).await?;
+    let steps = u32::try_from(plan.steps.len().saturating_mul(2)).unwrap_or(u32::MAX);
+    let end = opts
+        .step_timeout
+        .checked_mul(steps)
+        .and_then(|d| jiff::Timestamp::now().checked_add(d).ok())
+        .unwrap_or_else(jiff::Timestamp::now);
+    crate::maintenance::on(cluster, &holder(run_id), end, &keep).await?;
+    Ok(())
 }
 
 fn holder(run_id: &str) -> String {
@@ -206,7 +230,15 @@ async fn drive(
     for (i, step) in plan.steps.iter().enumerate() {
         match record.steps[i].status {
             StepStatus::Completed | StepStatus::Skipped => continue,
-            StepStatus::RolledBack | StepStatus::Failed => break,
+            // Ended before the record said so (stopped between two saves).
+            StepStatus::RolledBack => {
+                record.status = RunStatus::RolledBack;
+                break;
+            }
+            StepStatus::Failed => {
+                record.status = RunStatus::Failed;
+                break;
+            }
             _ => {}
         }
         tracing::info!("step {}/{total}: {}", step.index, describe(step));
@@ -323,30 +355,45 @@ fn scope(step: &PlanStep) -> Vec<String> {
     ns
 }
 
+/// Which validator pass: its name (`before`, `after`, `after-rollback`),
+/// the step it follows, and since when restarts count.
+struct Stage<'a> {
+    name: &'a str,
+    after: Option<&'a ApplyResult>,
+    restarts_since: Option<Timestamp>,
+}
+
 async fn prove_all(
     cluster: &Cluster,
     store: &RunStore,
     record: &RunRecord,
     step: &PlanStep,
     opts: &RunOptions,
-    stage: &str,
-    after: Option<&ApplyResult>,
+    stage: Stage<'_>,
 ) -> Result<Vec<ValidationReport>, RunError> {
     let dir = store.step_dir(&record.run_id, step.index);
     let mut out = Vec::new();
     for v in &opts.validators {
-        let baseline: Option<ValidationReport> = match stage {
+        let mut baseline: Option<ValidationReport> = match stage.name {
             "before" => None,
             _ => store.read(&dir.join(format!("before-{}.json", v.name())))?,
         };
-        let after_step = after.map(|a| {
+        // After a rollback, a restart during the bad update is history:
+        // only restarts since the rollback count.
+        if let (Some(since), Some(b)) = (stage.restarts_since, baseline.as_mut()) {
+            b.started_at = since;
+        }
+        let after_step = stage.after.map(|a| {
             let mut s = AfterStep::from_apply(a);
             s.index = Some(step.index);
             s
         });
         let report =
             upkeep_validate::prove(cluster, *v, &opts.prove, baseline.as_ref(), after_step).await?;
-        store.write(&dir.join(format!("{stage}-{}.json", v.name())), &report)?;
+        store.write(
+            &dir.join(format!("{}-{}.json", stage.name, v.name())),
+            &report,
+        )?;
         out.push(report);
     }
     Ok(out)
@@ -377,7 +424,15 @@ async fn do_step(
                 set(store, record, i, StepStatus::Snapshotting)?;
                 if let Some(snap_dir) = &opts.snapshot_dir {
                     create_private_dir(snap_dir)?;
-                    let out = snap_dir.join(format!("{run_id}-step-{}.tar.zst", step.index));
+                    // A restore point is never overwritten: a stage taken again
+                    // (after a stop just past the last one) gets a name of its own.
+                    let mut out = snap_dir.join(format!("{run_id}-step-{}.tar.zst", step.index));
+                    let mut attempt = 1;
+                    while out.exists() {
+                        attempt += 1;
+                        out = snap_dir
+                            .join(format!("{run_id}-step-{}-{attempt}.tar.zst", step.index));
+                    }
                     tracing::info!("  restore point {}", out.display());
                     let manifest = upkeep_snapshot::create(
                         cluster,
@@ -403,7 +458,19 @@ async fn do_step(
             }
             StepStatus::ValidatingBefore => {
                 tracing::info!("  validators before");
-                prove_all(cluster, store, record, step, opts, "before", None).await?;
+                prove_all(
+                    cluster,
+                    store,
+                    record,
+                    step,
+                    opts,
+                    Stage {
+                        name: "before",
+                        after: None,
+                        restarts_since: None,
+                    },
+                )
+                .await?;
                 set(store, record, i, StepStatus::Applying)?;
             }
             StepStatus::Applying => {
@@ -438,8 +505,11 @@ async fn do_step(
                     record,
                     step,
                     opts,
-                    "after",
-                    applied.as_ref(),
+                    Stage {
+                        name: "after",
+                        after: applied.as_ref(),
+                        restarts_since: None,
+                    },
                 )
                 .await?;
                 let new = regressions(&reports);
@@ -531,6 +601,18 @@ async fn roll_back(
         set(store, record, i, StepStatus::Failed)?;
         return Ok(StepEnd::Failed);
     };
+    // A GitOps step that made no commit (it found the version already
+    // written) has nothing of ours to revert: say so, do not loop on it.
+    if applied.mode == upkeep_contract::ApplyMode::Gitops && applied.commit.is_none() {
+        append_error(
+            record,
+            i,
+            "the step made no commit of its own (the checkout already asked for the version), so there is no commit to revert; the way back is the restore point",
+        );
+        set(store, record, i, StepStatus::Failed)?;
+        return Ok(StepEnd::Failed);
+    }
+    let rollback_started = Timestamp::now();
     let point = record.steps[i].restore_point.clone();
     let back = upkeep_apply::rollback(
         &applied,
@@ -555,8 +637,11 @@ async fn roll_back(
         record,
         step,
         opts,
-        "after-rollback",
-        Some(&back),
+        Stage {
+            name: "after-rollback",
+            after: Some(&back),
+            restarts_since: Some(rollback_started),
+        },
     )
     .await?;
     let still = regressions(&reports);
@@ -597,36 +682,54 @@ pub async fn rollback_run(
     let plan = store.plan(run_id)?;
     let _local = local_lock(store, run_id)?;
     let lease = Lease::acquire(cluster, &holder(run_id), opts.lease_ttl).await?;
+    // The Lease is given back however this ends.
+    let result = rollback_steps(cluster, store, &plan, &mut record, only, opts).await;
+    if let Err(e) = lease.release(cluster).await {
+        tracing::warn!("cannot release the Lease: {e}");
+    }
+    result.map(|()| record)
+}
+
+async fn rollback_steps(
+    cluster: &Cluster,
+    store: &RunStore,
+    plan: &UpdatePlan,
+    record: &mut RunRecord,
+    only: Option<usize>,
+    opts: &RunOptions,
+) -> Result<(), RunError> {
+    let run_id = record.run_id.clone();
     let mut any = false;
     for i in (0..record.steps.len()).rev() {
         let index = record.steps[i].index;
-        if record.steps[i].status != StepStatus::Completed || only.is_some_and(|n| n != index) {
+        // A rollback that was stopped is taken up again where it was.
+        if !matches!(
+            record.steps[i].status,
+            StepStatus::Completed | StepStatus::RollingBack
+        ) || only.is_some_and(|n| n != index)
+        {
             continue;
         }
         any = true;
         let step = &plan.steps[i];
         tracing::info!("rolling back step {index}: {}", describe(step));
-        set(store, &mut record, i, StepStatus::RollingBack)?;
-        match roll_back(cluster, store, step, &mut record, i, opts).await? {
-            StepEnd::RolledBack => {}
+        set(store, record, i, StepStatus::RollingBack)?;
+        match roll_back(cluster, store, step, record, i, opts).await? {
+            StepEnd::RolledBack => record.status = RunStatus::RolledBack,
             _ => {
                 record.status = RunStatus::Failed;
                 break;
             }
         }
-        record.status = RunStatus::RolledBack;
     }
-    if let Some(n) = only.filter(|_| !any) {
-        return Err(RunError::Input(format!(
-            "{run_id}: step {n} is not a completed step of the run"
-        )));
+    if !any {
+        return Err(RunError::Input(match only {
+            Some(n) => format!("{run_id}: step {n} is not a completed step of the run"),
+            None => format!("{run_id}: no completed step to roll back"),
+        }));
     }
     record.finished_at = Some(Timestamp::now());
-    store.save_record(&record)?;
-    if let Err(e) = lease.release(cluster).await {
-        tracing::warn!("cannot release the Lease: {e}");
-    }
-    Ok(record)
+    store.save_record(record)
 }
 
 /// Whether a run may start now: inside a window (or no windows configured),

@@ -86,8 +86,21 @@ pub async fn status(cluster: &Cluster) -> Result<Option<State>, RunError> {
     };
     let v = upkeep_kube::object_value(&obj, &cm)?;
     let d = |k: &str| s(&v, &format!("/data/{k}")).unwrap_or("").to_string();
-    let suspended: Vec<String> = serde_json::from_str(&d("suspended")).unwrap_or_default();
-    let were_false: Vec<String> = serde_json::from_str(&d("suspendWasFalse")).unwrap_or_default();
+    // This is the only record of what to resume: unreadable is an error,
+    // never "nothing was suspended".
+    let list = |k: &str| -> Result<Vec<String>, RunError> {
+        let text = d(k);
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            RunError::Input(format!(
+                "ConfigMap {NAMESPACE}/{CONFIGMAP} data.{k} is not a JSON list of objects ({e}); fix or delete it by hand"
+            ))
+        })
+    };
+    let suspended = list("suspended")?;
+    let were_false = list("suspendWasFalse")?;
     Ok(Some(State {
         reason: d("reason"),
         started: d("started"),
@@ -175,7 +188,9 @@ fn policy(exempt_user: Option<&str>, reason: &str) -> Value {
         "!has(object.spec) || !has(oldObject.spec) || object.spec == oldObject.spec".to_string(),
         "request.userInfo.username.startsWith('system:serviceaccount:flux-system:')".to_string(),
         "request.userInfo.username.startsWith('system:serviceaccount:kube-system:')".to_string(),
-        "request.userInfo.username.startsWith('system:') && !request.userInfo.username.startsWith('system:serviceaccount:')".to_string(),
+        // The control plane's own controllers (not the admin users k3s names system:admin).
+        "request.userInfo.username in ['system:kube-controller-manager', 'system:kube-scheduler']"
+            .to_string(),
         format!("'{BREAK_GLASS_GROUP}' in request.userInfo.groups"),
     ];
     if let Some(u) = exempt_user {
@@ -308,6 +323,11 @@ pub async fn on(
     match (vap, binding) {
         (Some(vap), Some(binding)) => {
             let me = whoami(cluster).await;
+            if me.is_none() {
+                tracing::warn!(
+                    "maintenance: the cluster did not say who upkeep is (SelfSubjectReview); upkeep's own direct-mode patches need the upkeep:break-glass group"
+                );
+            }
             cluster
                 .apply(
                     &vap,

@@ -82,8 +82,12 @@ impl Start {
 /// The shell a scheduled run executes: scan, plan, run, each document
 /// saved in `state` so the next morning shows what happened.
 pub fn script(state: &str) -> String {
+    // scan exits 3 when some upstream did not answer (the report says which)
+    // and still saves the report; without a fresh report nothing runs.
     format!(
-        "upkeep scan -o json --save {state}/report.json >/dev/null; \
+        "rm -f {state}/report.json; \
+         upkeep scan -o json --save {state}/report.json >/dev/null; \
+         test -s {state}/report.json && \
          upkeep plan -o json --report {state}/report.json >{state}/plan.json && \
          upkeep run -o json --yes --plan {state}/plan.json"
     )
@@ -171,11 +175,12 @@ pub fn cronjob(starts: &[Start], namespace: &str, image: &str) -> String {
              \x20         securityContext: {{runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532}}\n\
              \x20         containers:\n            - name: upkeep\n              image: {image}\n\
              \x20             command: [/bin/sh, -c, '{}']\n\
-             \x20             env: [{{name: UPKEEP_CONFIG, value: /config/upkeep.yaml}}]\n\
+             \x20             env: [{{name: UPKEEP_CONFIG, value: /config/upkeep.yaml}}, {{name: HOME, value: /tmp}}]\n\
              \x20             securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL]}}}}\n\
-             \x20             volumeMounts:\n                - {{name: config, mountPath: /config, readOnly: true}}\n                - {{name: state, mountPath: /state}}\n\
+             \x20             volumeMounts:\n                - {{name: config, mountPath: /config, readOnly: true}}\n                - {{name: state, mountPath: /state}}\n                - {{name: tmp, mountPath: /tmp}}\n\
              \x20         volumes:\n            - {{name: config, secret: {{secretName: upkeep-config, defaultMode: 0400}}}}\n\
-             \x20           - {{name: state, persistentVolumeClaim: {{claimName: upkeep-state}}}}\n",
+             \x20           - {{name: state, persistentVolumeClaim: {{claimName: upkeep-state}}}}\n\
+             \x20           - {{name: tmp, emptyDir: {{}}}}\n",
             st.cron(),
             st.time_zone,
             script("/state")

@@ -95,7 +95,7 @@ fn step_cause(step: &AfterStep, objects: &[ObjectRef]) -> String {
         step.component.kind, step.component, step.from, step.to
     ));
     if let Some(c) = &step.commit {
-        head.push_str(&format!(" (commit {})", &c[..c.len().min(12)]));
+        head.push_str(&format!(" (commit {})", c.get(..12).unwrap_or(c)));
     }
     if step.objects.is_empty() {
         return head;

@@ -67,6 +67,15 @@ impl HttpChecks {
             let at = |field: &str| format!("checks[{i}].{field}");
             let url = url::Url::parse(&c.url)
                 .map_err(|e| input(path, format!("{}: {:?}: {e}", at("url"), c.url)))?;
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(input(
+                    path,
+                    format!(
+                        "{}: credentials in the URL would end up in reports and logs",
+                        at("url")
+                    ),
+                ));
+            }
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(input(
                     path,
@@ -113,6 +122,11 @@ impl HttpChecks {
             let (status, detail) = match self.one(c, *timeout).await {
                 Ok(detail) => (CheckStatus::Pass, detail),
                 Err(detail) => (CheckStatus::Fail, detail),
+            };
+            // A query string may carry a token: reports show the URL without it.
+            let detail = match c.url.split_once('?') {
+                Some((bare, _)) => detail.replace(&c.url, &format!("{bare}?…")),
+                None => detail,
             };
             out.push(
                 CHECK,
