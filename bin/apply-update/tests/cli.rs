@@ -322,4 +322,54 @@ fn bad_input_and_a_changed_checkout_change_nothing() {
             .trim()
             .is_empty()
     );
+
+    // The forge is gone: the push fails, the result says so (exit 1), and
+    // the rollback reverts locally without trying to push again.
+    std::fs::rename(&g.origin, tmp.path().join("origin-moved.git")).unwrap();
+    let plan = tmp.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
+               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
+                          "from": "6.6.0", "to": "6.7.0", "update": "minor", "reason": "newest", "reversibility": "revert"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = tool(BIN, tmp.path())
+        .arg("--gitops")
+        .arg(&g.checkout)
+        .args(["--no-wait", "--push", "--step", "1", "--plan"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["errors"][0]["source"], "push");
+    let result = tmp.path().join("unpushed.json");
+    std::fs::write(&result, failed.to_string()).unwrap();
+    let out = tool(BIN, tmp.path())
+        .arg("--gitops")
+        .arg(&g.checkout)
+        .args(["--no-wait", "--push", "--rollback"])
+        .arg(&result)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(back["status"], "rolled-back");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        HELMRELEASE.replace("6.5.0", "6.6.0")
+    );
 }

@@ -649,3 +649,66 @@ fn resume_reports_a_step_that_had_already_rolled_back() {
     assert!(run["finishedAt"].is_string());
     assert!(upkeep_commits(&g).is_empty(), "resume changed nothing");
 }
+
+/// A run whose Lease was taken by another (it expired while the machine
+/// slept, say) stops at once instead of running beside the other one.
+#[test]
+fn a_run_that_loses_its_lease_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    // A slow Flux (it looks every 7 s), so the step outlasts a renewal (every 5 s).
+    let sim = cluster_with(
+        tmp.path(),
+        &g.origin,
+        &["flux"],
+        "",
+        &SIM_YAML.replace("interval: 100ms", "interval: 7s"),
+    );
+    ready(&sim);
+    let cfg = config(tmp.path());
+    let child = upkeep(tmp.path(), &g, &sim, &cfg)
+        .args([
+            "run",
+            "--yes",
+            "--poll",
+            "5s",
+            "--lease-ttl",
+            "15s",
+            "--plan",
+        ])
+        .arg(plan(tmp.path(), "p.json", "6.5.0", "6.6.0"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_status(&tmp.path().join("state"), &["applying"]);
+    sim.kubectl(&[
+        "-n",
+        "kube-system",
+        "patch",
+        "lease",
+        "upkeep-run",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"holderIdentity":"upkeep run-on-another-machine"}}"#,
+    ]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lost the Lease kube-system/upkeep-run"),
+        "{stderr}"
+    );
+    // The state says where it stopped; the Lease stays with the other run.
+    let lease = sim.json(&["get", "lease", "upkeep-run", "-n", "kube-system"]);
+    assert_eq!(
+        lease["spec"]["holderIdentity"],
+        "upkeep run-on-another-machine"
+    );
+    let out = upkeep(tmp.path(), &g, &sim, &cfg)
+        .args(["status"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["status"], "running");
+}

@@ -468,10 +468,13 @@ async fn wait_gitops(
     version: &Version,
     opts: &Options,
 ) -> Result<(), WaitError> {
+    // One deadline for all of it: --timeout is the step's, not each wait's.
+    let until = std::time::Instant::now() + opts.within;
+    let left = || until.saturating_duration_since(std::time::Instant::now());
     wait::request_reconcile(cluster).await?;
-    wait::flux_applied(cluster, commit, opts.within, opts.poll).await?;
+    wait::flux_applied(cluster, commit, left(), opts.poll).await?;
     for w in watches {
-        wait::at_version(cluster, w, version, opts.within, opts.poll).await?;
+        wait::at_version(cluster, w, version, left(), opts.poll).await?;
     }
     Ok(())
 }
@@ -586,6 +589,7 @@ async fn direct_apply(
         out.status = ApplyStatus::NoOp;
         // Asked for already (a step taken up again): still wait until it is in.
         if opts.wait && !opts.dry_run {
+            let until = std::time::Instant::now() + opts.within;
             let mut watches: Vec<Watch> = Vec::new();
             for (_, w, _) in &targets {
                 if !watches.contains(w) {
@@ -593,7 +597,14 @@ async fn direct_apply(
                 }
             }
             for w in &watches {
-                if let Err(e) = wait::at_version(cluster, w, &step.to, opts.within, opts.poll).await
+                if let Err(e) = wait::at_version(
+                    cluster,
+                    w,
+                    &step.to,
+                    until.saturating_duration_since(std::time::Instant::now()),
+                    opts.poll,
+                )
+                .await
                 {
                     fail(&mut out, e)?;
                     break;
@@ -647,6 +658,7 @@ async fn direct_apply(
         }
     }
     if opts.wait && !opts.dry_run {
+        let until = std::time::Instant::now() + opts.within;
         let mut watches: Vec<Watch> = Vec::new();
         for (_, w, _) in &targets {
             if !watches.contains(w) {
@@ -654,7 +666,15 @@ async fn direct_apply(
             }
         }
         for w in &watches {
-            if let Err(e) = wait::at_version(cluster, w, &step.to, opts.within, opts.poll).await {
+            if let Err(e) = wait::at_version(
+                cluster,
+                w,
+                &step.to,
+                until.saturating_duration_since(std::time::Instant::now()),
+                opts.poll,
+            )
+            .await
+            {
                 fail(&mut out, e)?;
                 break;
             }
@@ -735,10 +755,18 @@ pub async fn rollback(
                 }
             };
             out.revert_commit = Some(revert.clone());
-            if opts.push {
+            // An update whose push failed never reached the forge, so the
+            // cluster never saw it: the revert stays local, nothing to wait for.
+            let never_pushed = done.errors.iter().any(|e| e.source == "push");
+            if never_pushed {
+                tracing::info!(
+                    "{} was never pushed: reverted locally; the cluster did not change",
+                    short_commit(commit)
+                );
+            } else if opts.push {
                 repo.push()?;
             }
-            if let (Some(cluster), true) = (cluster, opts.wait) {
+            if let (Some(cluster), true, false) = (cluster, opts.wait, never_pushed) {
                 let tree = upkeep_gitops::scan(dir)?;
                 let watches = distinct_watches(&locate(&tree, &back.component)?);
                 if let Err(e) = wait_gitops(cluster, &revert, &watches, &back.to, opts).await {

@@ -470,7 +470,15 @@ fn run_options(
         },
         actor: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
         emergency,
-        lease_ttl: duration("--lease-ttl", &how.lease_ttl)?,
+        lease_ttl: {
+            let ttl = duration("--lease-ttl", &how.lease_ttl)?;
+            if ttl < Duration::from_secs(15) {
+                return Err(CliError::usage(
+                    "--lease-ttl: at least 15s (it is renewed every third of it)",
+                ));
+            }
+            ttl
+        },
         maintenance: !how.no_maintenance,
     })
 }

@@ -251,10 +251,12 @@ async fn drive(
             loop {
                 tokio::select! {
                     r = &mut work => break r,
-                    _ = tick.tick() => {
-                        if let Err(e) = lease.renew(cluster).await {
-                            tracing::warn!("cannot renew the Lease: {e}");
-                        }
+                    _ = tick.tick() => match lease.renew(cluster).await {
+                        Ok(()) => {}
+                        // Another run has the cluster now: stop at once (the
+                        // state says where; resume goes on later).
+                        Err(e @ RunError::Busy(_)) => break Err(e),
+                        Err(e) => tracing::warn!("cannot renew the Lease: {e}"),
                     }
                 }
             }

@@ -132,13 +132,43 @@ impl Lease {
         }
     }
 
-    /// Renews the Lease (a long wait must not let it expire).
-    pub async fn renew(&self, cluster: &Cluster) -> Result<(), KubeError> {
-        let patch = json!({"spec": {"renewTime": micro_time(jiff::Timestamp::now())}});
-        cluster
+    /// Renews the Lease (a long wait must not let it expire). Fails with
+    /// [`RunError::Busy`] when the Lease is no longer ours (it expired, say
+    /// while the machine slept, and another run took it): the run must stop.
+    pub async fn renew(&self, cluster: &Cluster) -> Result<(), RunError> {
+        let current = cluster
+            .get(&self.res, Some(LEASE_NAMESPACE), LEASE_NAME)
+            .await?
+            .map(|o| upkeep_kube::object_value(&o, &self.res))
+            .transpose()?;
+        let holder = current
+            .as_ref()
+            .and_then(|c| c.pointer("/spec/holderIdentity"))
+            .and_then(Value::as_str);
+        if holder != Some(self.holder.as_str()) {
+            return Err(RunError::Busy(format!(
+                "lost the Lease {LEASE_NAMESPACE}/{LEASE_NAME} (now held by {}); stopping: `upkeep resume` goes on once it is free",
+                holder.unwrap_or("nobody")
+            )));
+        }
+        // The resourceVersion makes a change by another taker in between a conflict.
+        let rv = current
+            .as_ref()
+            .and_then(|c| c.pointer("/metadata/resourceVersion"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let patch = json!({"metadata": {"resourceVersion": rv},
+                           "spec": {"renewTime": micro_time(jiff::Timestamp::now())}});
+        match cluster
             .patch_merge(&self.res, Some(LEASE_NAMESPACE), LEASE_NAME, &patch)
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_conflict() => Err(RunError::Busy(format!(
+                "the Lease {LEASE_NAMESPACE}/{LEASE_NAME} changed while it was renewed; stopping"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Gives the Lease up, if it is still ours.
