@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use upkeep_run::cli::{Command, Common, main as run};
 
 /// Plans updates from an UpdateReport and upkeep.yaml's policy, and runs the plan: for each
@@ -17,11 +17,30 @@ use upkeep_run::cli::{Command, Common, main as run};
 #[command(name = "upkeep", version, about, long_about = None)]
 struct Args {
     #[command(subcommand)]
-    command: Command,
+    command: Top,
     #[command(flatten)]
     common: Common,
 }
 
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// The whole job on the built-in demo world (simulated cluster and upstreams, a
+    /// temporary GitOps repository): scan, plan, run, every stage printed.
+    Demo {
+        /// Leave the demo's folder (GitOps repository, run folder, restore points) for a look.
+        #[arg(long)]
+        keep: bool,
+    },
+    #[command(flatten)]
+    Other(Command),
+}
+
 fn main() -> ExitCode {
-    upkeep_cli::main_with("upkeep", |a: Args| run(a.common, a.command))
+    upkeep_cli::main_with("upkeep", |a: Args| match a.command {
+        Top::Demo { keep } => {
+            upkeep_cli::init_logging(&a.common.log);
+            upkeep_demo::demo(keep)
+        }
+        Top::Other(c) => run(a.common, c),
+    })
 }

@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod store;
 
 pub use engine::{RunOptions, Validators, resume, rollback_run, run, window_verdict};
+pub use scan::scan;
 pub use store::RunStore;
 
 use std::path::Path;
