@@ -373,3 +373,80 @@ fn bad_input_and_a_changed_checkout_change_nothing() {
         HELMRELEASE.replace("6.5.0", "6.6.0")
     );
 }
+
+/// Someone pushes right after us (Renovate, the operator): Flux fetches
+/// their commit, which contains ours, and the update still counts as in.
+#[test]
+fn a_commit_pushed_on_top_of_ours_still_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = gitops(tmp.path());
+    // Flux looks every 2 s, so the other push lands before it fetches.
+    let sim = cluster_with(
+        tmp.path(),
+        &g.origin,
+        &["flux"],
+        "",
+        &SIM_YAML.replace("interval: 100ms", "interval: 2s"),
+    );
+    eventually("6.5.0 installed", || {
+        (installed(&sim)? == ("6.5.0".into(), "deployed".into())).then_some(())
+    });
+    let first = git(&g.origin, &["rev-parse", "main"]);
+    let origin = g.origin.clone();
+    let other = tmp.path().join("other");
+    let pusher = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while git(&origin, &["rev-parse", "main"]) == first {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        git(
+            tmp_parent(&other),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                other.to_str().unwrap(),
+            ],
+        );
+        std::fs::write(other.join("NOTES.md"), "someone else's change\n").unwrap();
+        git(&other, &["add", "NOTES.md"]);
+        git(
+            &other,
+            &[
+                "-c",
+                "user.name=other",
+                "-c",
+                "user.email=o@example.invalid",
+                "commit",
+                "-q",
+                "-m",
+                "notes",
+            ],
+        );
+        git(&other, &["push", "-q", "origin", "main"]);
+        git(&other, &["rev-parse", "HEAD"])
+    });
+    let (code, doc, stderr) = run(tool(BIN, tmp.path())
+        .arg("--gitops")
+        .arg(&g.checkout)
+        .arg("--push")
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .args(["--timeout", "30s", "--poll", "200ms", "--report"])
+        .arg(report(tmp.path()))
+        .args(["--component", "podinfo", "--to", "6.6.0"]));
+    let theirs = pusher.join().unwrap();
+    assert_eq!(code, 0, "{doc} {stderr}");
+    assert_eq!(doc["status"], "applied");
+    assert_eq!(git(&g.origin, &["rev-parse", "main"]), theirs);
+    assert_ne!(doc["commit"].as_str().unwrap(), theirs.trim());
+    assert_eq!(
+        installed(&sim).unwrap(),
+        ("6.6.0".into(), "deployed".into())
+    );
+}
+
+fn tmp_parent(p: &Path) -> &Path {
+    p.parent().unwrap()
+}

@@ -461,6 +461,26 @@ fn fail(out: &mut ApplyResult, e: WaitError) -> Result<(), ApplyError> {
     }
 }
 
+/// Whether a Flux revision includes `commit`: it names it, or its commit
+/// descends from it (someone pushed after us; origin is fetched to know).
+fn includes(dir: Option<&Path>, commit: &str, revision: &str) -> bool {
+    if revision.contains(commit) {
+        return true;
+    }
+    let Some(theirs) = revision.rsplit(':').next().filter(|id| is_commit_id(id)) else {
+        return false;
+    };
+    let Some(repo) = dir.and_then(|d| upkeep_git::Repo::open(d).ok()) else {
+        return false;
+    };
+    // Fetch only for a commit not seen yet (an old revision is known and
+    // simply not ours).
+    if !repo.has_commit(theirs) && repo.fetch().is_err() {
+        return false;
+    }
+    repo.is_ancestor(commit, theirs)
+}
+
 async fn wait_gitops(
     cluster: &Cluster,
     commit: &str,
@@ -472,7 +492,9 @@ async fn wait_gitops(
     let until = std::time::Instant::now() + opts.within;
     let left = || until.saturating_duration_since(std::time::Instant::now());
     wait::request_reconcile(cluster).await?;
-    wait::flux_applied(cluster, commit, left(), opts.poll).await?;
+    let dir = opts.gitops.clone();
+    let inc = move |rev: &str| includes(dir.as_deref(), commit, rev);
+    wait::flux_applied(cluster, commit, &inc, left(), opts.poll).await?;
     for w in watches {
         wait::at_version(cluster, w, version, left(), opts.poll).await?;
     }

@@ -126,9 +126,13 @@ enum State {
 
 /// Waits until a GitRepository has fetched `commit` and every Kustomization
 /// built from it has applied it.
+/// `includes(revision)`: whether a Flux revision (`main@sha1:<id>`)
+/// contains the commit: the commit itself, or (someone pushed after us) a
+/// later commit whose history has it.
 pub async fn flux_applied(
     cluster: &Cluster,
     commit: &str,
+    includes: &(dyn Fn(&str) -> bool + Sync),
     within: Duration,
     every: Duration,
 ) -> Result<(), WaitError> {
@@ -141,9 +145,7 @@ pub async fn flux_applied(
             let repos = list(cluster, "source.toolkit.fluxcd.io", "GitRepository").await?;
             let fetched: Vec<String> = repos
                 .iter()
-                .filter(|r| {
-                    str_at(r, "/status/artifact/revision").is_some_and(|rev| rev.contains(commit))
-                })
+                .filter(|r| str_at(r, "/status/artifact/revision").is_some_and(includes))
                 .map(name)
                 .collect();
             if fetched.is_empty() {
@@ -165,12 +167,11 @@ pub async fn flux_applied(
                 {
                     continue;
                 }
-                if str_at(&ks, "/status/lastAppliedRevision").is_some_and(|r| r.contains(commit)) {
+                if str_at(&ks, "/status/lastAppliedRevision").is_some_and(includes) {
                     continue;
                 }
                 if let Some(c) = condition_of(&ks, "Ready").filter(|c| c.status == "False")
-                    && str_at(&ks, "/status/lastAttemptedRevision")
-                        .is_some_and(|r| r.contains(commit))
+                    && str_at(&ks, "/status/lastAttemptedRevision").is_some_and(includes)
                 {
                     return Ok(State::Failed(format!(
                         "Kustomization {} could not apply commit {short} ({}): {}",

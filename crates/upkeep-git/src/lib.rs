@@ -227,6 +227,24 @@ impl Repo {
         Ok(self.git(&["rev-parse", "HEAD"])?.trim().to_string())
     }
 
+    /// Fetches `origin` (to learn of commits pushed by others).
+    pub fn fetch(&self) -> Result<(), GitError> {
+        self.git(&["fetch", "--quiet", "origin"]).map(|_| ())
+    }
+
+    /// Whether the commit is in the local repository.
+    pub fn has_commit(&self, id: &str) -> bool {
+        self.git(&["cat-file", "-e", &format!("{id}^{{commit}}")])
+            .is_ok()
+    }
+
+    /// Whether `ancestor` is in the history of `descendant` (both known
+    /// locally; an unknown id is `false`, not an error).
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
+        self.git(&["merge-base", ancestor, descendant])
+            .is_ok_and(|base| base.trim() == ancestor)
+    }
+
     /// Pushes the current branch to `origin`.
     pub fn push(&self) -> Result<(), GitError> {
         self.git(&["push", "--quiet", "origin", "HEAD"]).map(|_| ())

@@ -460,7 +460,7 @@ async fn do_step(
             }
             StepStatus::ValidatingBefore => {
                 tracing::info!("  validators before");
-                prove_all(
+                let before = prove_all(
                     cluster,
                     store,
                     record,
@@ -473,6 +473,20 @@ async fn do_step(
                     },
                 )
                 .await?;
+                // Already broken is not the update's doing, but the operator should know.
+                let failing: Vec<String> = before
+                    .iter()
+                    .flat_map(|r| r.checks.iter())
+                    .filter(|c| c.status == upkeep_contract::CheckStatus::Fail)
+                    .map(|c| c.name.clone())
+                    .collect();
+                if !failing.is_empty() {
+                    tracing::warn!(
+                        "  {} check(s) already fail before this step (not blamed on it): {}",
+                        failing.len(),
+                        failing.join(", ")
+                    );
+                }
                 set(store, record, i, StepStatus::Applying)?;
             }
             StepStatus::Applying => {
