@@ -254,15 +254,7 @@ fn text(r: &ApplyResult) -> String {
         s.push_str(&format!(" (commit {})", crate::short_commit(c)));
     }
     s.push('\n');
-    for e in &r.edits {
-        s.push_str(&format!(
-            "  {}:{}\n  - {}\n  + {}\n",
-            e.path,
-            e.line,
-            e.before.trim(),
-            e.after.trim()
-        ));
-    }
+    s.push_str(&crate::render_edits(&r.edits));
     for e in &r.errors {
         s.push_str(&format!("  error ({}): {}\n", e.source, e.message));
     }

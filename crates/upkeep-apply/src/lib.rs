@@ -430,14 +430,72 @@ fn file_mode(path: &Path) -> u32 {
         .unwrap_or(0o644)
 }
 
-fn distinct_watches(targets: &[Target]) -> Vec<Watch> {
+/// Whether the HelmRelease (as JSON from the cluster) is `component`'s:
+/// Longhorn's is the one installing the `longhorn` chart, a chart's is the
+/// HelmRelease of its name (and namespace, when the component has one).
+pub fn is_helm_release_of(component: &Component, hr: &serde_json::Value) -> bool {
+    let s = |p: &str| hr.pointer(p).and_then(serde_json::Value::as_str);
+    match component.kind {
+        ComponentKind::Longhorn => s("/spec/chart/spec/chart") == Some("longhorn"),
+        ComponentKind::Chart => {
+            s("/metadata/name") == Some(component.name.as_str())
+                && component
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| s("/metadata/namespace").unwrap_or("default") == n)
+        }
+        ComponentKind::K3s | ComponentKind::Flux => false,
+    }
+}
+
+/// The edits for people: `path:line`, the line before and after.
+pub fn render_edits(edits: &[FileEdit]) -> String {
+    edits
+        .iter()
+        .map(|e| {
+            format!(
+                "  {}:{}\n  - {}\n  + {}\n",
+                e.path,
+                e.line,
+                e.before.trim(),
+                e.after.trim()
+            )
+        })
+        .collect()
+}
+
+/// Each watch once, in order (both k3s Plans of one step, say).
+fn distinct<'a>(watches: impl IntoIterator<Item = &'a Watch>) -> Vec<Watch> {
     let mut w: Vec<Watch> = Vec::new();
-    for t in targets {
-        if !w.contains(&t.watch) {
-            w.push(t.watch.clone());
+    for x in watches {
+        if !w.contains(x) {
+            w.push(x.clone());
         }
     }
     w
+}
+
+fn distinct_watches(targets: &[Target]) -> Vec<Watch> {
+    distinct(targets.iter().map(|t| &t.watch))
+}
+
+/// Waits for each watch to show `to`, all within one deadline; a watch that
+/// does not is the result's failure.
+async fn wait_direct(
+    cluster: &Cluster,
+    watches: &[Watch],
+    to: &Version,
+    opts: &Options,
+    out: &mut ApplyResult,
+) -> Result<(), ApplyError> {
+    let until = std::time::Instant::now() + opts.within;
+    for w in watches {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if let Err(e) = wait::at_version(cluster, w, to, left, opts.poll).await {
+            return fail(out, e);
+        }
+    }
+    Ok(())
 }
 
 fn doc_error(source: &str, message: &str) -> DocError {
@@ -507,7 +565,6 @@ async fn cluster_targets(
     cluster: &Cluster,
     component: &Component,
 ) -> Result<Vec<(ObjectRef, Watch, Option<String>)>, ApplyError> {
-    use futures_util::TryStreamExt;
     let (group, kind) = match component.kind {
         ComponentKind::Chart | ComponentKind::Longhorn => ("helm.toolkit.fluxcd.io", "HelmRelease"),
         ComponentKind::K3s => ("upgrade.cattle.io", "Plan"),
@@ -523,13 +580,11 @@ async fn cluster_targets(
     let res = cluster
         .resource(&ResourceRef::preferred(group, kind))
         .await?;
-    let items: Vec<_> = cluster
-        .list(&res, &upkeep_kube::ListOptions::all_namespaces())
-        .try_collect()
-        .await?;
+    let items =
+        upkeep_kube::list_values(cluster, &res, &upkeep_kube::ListOptions::all_namespaces())
+            .await?;
     let mut out = Vec::new();
-    for o in &items {
-        let v = upkeep_kube::object_value(o, &res)?;
+    for v in &items {
         let s = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str);
         let ns = s("/metadata/namespace").unwrap_or("default").to_string();
         let name = s("/metadata/name").unwrap_or("").to_string();
@@ -542,16 +597,8 @@ async fn cluster_targets(
                 },
                 s("/spec/version"),
             ),
-            ComponentKind::Longhorn => (
-                s("/spec/chart/spec/chart") == Some("longhorn"),
-                Watch::HelmRelease {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                },
-                s("/spec/chart/spec/version"),
-            ),
             _ => (
-                name == component.name && component.namespace.as_deref().is_none_or(|n| n == ns),
+                is_helm_release_of(component, v),
                 Watch::HelmRelease {
                     namespace: ns.clone(),
                     name: name.clone(),
@@ -561,7 +608,7 @@ async fn cluster_targets(
         };
         if hit {
             out.push((
-                upkeep_contract::ObjectRef::of(&v),
+                upkeep_contract::ObjectRef::of(v),
                 watch,
                 current.map(str::to_string),
             ));
@@ -611,27 +658,8 @@ async fn direct_apply(
         out.status = ApplyStatus::NoOp;
         // Asked for already (a step taken up again): still wait until it is in.
         if opts.wait && !opts.dry_run {
-            let until = std::time::Instant::now() + opts.within;
-            let mut watches: Vec<Watch> = Vec::new();
-            for (_, w, _) in &targets {
-                if !watches.contains(w) {
-                    watches.push(w.clone());
-                }
-            }
-            for w in &watches {
-                if let Err(e) = wait::at_version(
-                    cluster,
-                    w,
-                    &step.to,
-                    until.saturating_duration_since(std::time::Instant::now()),
-                    opts.poll,
-                )
-                .await
-                {
-                    fail(&mut out, e)?;
-                    break;
-                }
-            }
+            let watches = distinct(targets.iter().map(|t| &t.1));
+            wait_direct(cluster, &watches, &step.to, opts, &mut out).await?;
         }
         out.finished_at = Timestamp::now();
         return Ok(out);
@@ -647,60 +675,34 @@ async fn direct_apply(
             step.from
         )));
     }
-    let mut apply_opts = ApplyOptions::new(FIELD_MANAGER).force();
-    if opts.dry_run {
-        apply_opts = apply_opts.dry_run();
-    }
-    // Every patch is tried on the server first, so a refusal changes nothing.
-    for pass in [true, false] {
-        if pass && opts.dry_run {
-            continue;
-        }
+    // Every patch is tried with the server's dry run first, so a refusal
+    // changes nothing; a dry run stops there.
+    let passes: &[bool] = if opts.dry_run {
+        &[true]
+    } else {
+        &[true, false]
+    };
+    for &dry in passes {
         for (obj, _, current) in &targets {
-            let written = current.clone().unwrap_or_default();
-            let value = if written.starts_with('v') {
-                format!("v{}", step.to.to_string().trim_start_matches('v'))
-            } else {
-                step.to.to_string().trim_start_matches('v').to_string()
-            };
+            let value = target::styled(current.as_deref().unwrap_or_default(), &step.to);
             let res = cluster
                 .resource(&ResourceRef::preferred(
                     obj.api_version.split_once('/').map_or("", |(g, _)| g),
                     &obj.kind,
                 ))
                 .await?;
-            let o = if pass {
-                ApplyOptions::new(FIELD_MANAGER).force().dry_run()
-            } else {
-                apply_opts.clone()
-            };
+            let mut o = ApplyOptions::new(FIELD_MANAGER).force();
+            if dry {
+                o = o.dry_run();
+            }
             cluster
                 .apply(&res, &version_patch(step.component.kind, obj, &value), &o)
                 .await?;
         }
     }
     if opts.wait && !opts.dry_run {
-        let until = std::time::Instant::now() + opts.within;
-        let mut watches: Vec<Watch> = Vec::new();
-        for (_, w, _) in &targets {
-            if !watches.contains(w) {
-                watches.push(w.clone());
-            }
-        }
-        for w in &watches {
-            if let Err(e) = wait::at_version(
-                cluster,
-                w,
-                &step.to,
-                until.saturating_duration_since(std::time::Instant::now()),
-                opts.poll,
-            )
-            .await
-            {
-                fail(&mut out, e)?;
-                break;
-            }
-        }
+        let watches = distinct(targets.iter().map(|t| &t.1));
+        wait_direct(cluster, &watches, &step.to, opts, &mut out).await?;
     }
     out.finished_at = Timestamp::now();
     Ok(out)

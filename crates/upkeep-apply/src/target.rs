@@ -35,18 +35,23 @@ impl Target {
     /// The value to write for `to`, in the style of what is written (a
     /// leading `v` kept or left out as the operator wrote it).
     pub fn new_value(&self, to: &Version) -> String {
-        let bare = to.to_string();
-        let bare = bare.strip_prefix('v').unwrap_or(&bare);
-        if self.written.starts_with('v') {
-            format!("v{bare}")
-        } else {
-            bare.to_string()
-        }
+        styled(&self.written, to)
     }
 
     /// Whether the value written is `version` (with or without a `v`).
     pub fn is_at(&self, version: &Version) -> bool {
         Version::parse(&self.written).is_ok_and(|w| same(&w, version))
+    }
+}
+
+/// `to` written in the style of `written`: with a leading `v` when it has one.
+pub(crate) fn styled(written: &str, to: &Version) -> String {
+    let bare = to.to_string();
+    let bare = bare.strip_prefix('v').unwrap_or(&bare);
+    if written.starts_with('v') {
+        format!("v{bare}")
+    } else {
+        bare.to_string()
     }
 }
 

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
 use serde_json::Value;
 use upkeep_contract::Version;
 use upkeep_kube::{Cluster, ClusterRead, KubeError, ListOptions, ResourceRef, condition_of};
@@ -35,14 +34,7 @@ async fn list(cluster: &Cluster, group: &str, kind: &str) -> Result<Vec<Value>, 
     let res = cluster
         .resource(&ResourceRef::preferred(group, kind))
         .await?;
-    let items: Vec<_> = cluster
-        .list(&res, &ListOptions::all_namespaces())
-        .try_collect()
-        .await?;
-    items
-        .iter()
-        .map(|o| upkeep_kube::object_value(o, &res))
-        .collect()
+    upkeep_kube::list_values(cluster, &res, &ListOptions::all_namespaces()).await
 }
 
 fn name(v: &Value) -> String {

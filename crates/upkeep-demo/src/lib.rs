@@ -345,20 +345,17 @@ async fn installed(cluster: &Cluster) -> Result<(), CliError> {
 }
 
 async fn node_versions(cluster: &Cluster) -> Result<String, CliError> {
-    use futures_util::TryStreamExt;
     let res = cluster
         .resource(&ResourceRef::preferred("", "Node"))
         .await
         .map_err(env)?;
-    let nodes: Vec<_> = cluster
-        .list(&res, &upkeep_kube::ListOptions::all_namespaces())
-        .try_collect()
-        .await
-        .map_err(env)?;
+    let nodes =
+        upkeep_kube::list_values(cluster, &res, &upkeep_kube::ListOptions::all_namespaces())
+            .await
+            .map_err(env)?;
     Ok(nodes
         .iter()
-        .filter_map(|n| {
-            let v = upkeep_kube::object_value(n, &res).ok()?;
+        .filter_map(|v| {
             Some(format!(
                 "{} {}",
                 v.pointer("/metadata/name")?.as_str()?,

@@ -46,7 +46,7 @@ pub use error::{ErrorClass, KubeError};
 pub use files::FileSource;
 pub use limit::DEFAULT_MAX_RESPONSE_BYTES;
 pub use live::{ApplyOptions, Cluster, Deleted, ServerVersion};
-pub use read::{ClusterRead, DEFAULT_PAGE_SIZE, ListOptions, Source, object_value};
+pub use read::{ClusterRead, DEFAULT_PAGE_SIZE, ListOptions, Source, list_values, object_value};
 pub use resource::{Resource, ResourceRef};
 pub use selector::{FieldSelector, LabelSelector};
 pub use wait::{Condition, Until, condition, condition_of};

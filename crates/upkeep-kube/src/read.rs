@@ -169,6 +169,17 @@ impl ClusterRead for Source {
     }
 }
 
+/// Every object of `res` that `opts` selects, as JSON ([`object_value`]).
+pub async fn list_values<R: ClusterRead>(
+    src: &R,
+    res: &Resource,
+    opts: &ListOptions,
+) -> Result<Vec<serde_json::Value>, KubeError> {
+    use futures_util::TryStreamExt;
+    let listed: Vec<DynamicObject> = src.list(res, opts).try_collect().await?;
+    listed.iter().map(|o| object_value(o, res)).collect()
+}
+
 /// A listed object as JSON, with the `apiVersion` and `kind` a server's list
 /// items leave out filled in from the resource they were listed as.
 pub fn object_value(obj: &DynamicObject, res: &Resource) -> Result<serde_json::Value, KubeError> {

@@ -576,15 +576,7 @@ fn dry_run(
             "step {}: {} {} {} -> {} ({})\n",
             step.index, step.component.kind, step.component, step.from, step.to, step.reason
         ));
-        for e in &r.edits {
-            text.push_str(&format!(
-                "  {}:{}\n  - {}\n  + {}\n",
-                e.path,
-                e.line,
-                e.before.trim(),
-                e.after.trim()
-            ));
-        }
+        text.push_str(&upkeep_apply::render_edits(&r.edits));
         for e in &r.edits {
             let path = scratch.path().join(&e.path);
             let old = std::fs::read_to_string(&path)

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use upkeep_contract::{ComponentKind, PlanStep};
 use upkeep_kube::{ApplyOptions, Cluster, ClusterRead, ListOptions, Resource, ResourceRef};
@@ -54,14 +53,7 @@ async fn resource(
 }
 
 async fn list(cluster: &Cluster, res: &Resource) -> Result<Vec<Value>, RunError> {
-    let items: Vec<_> = cluster
-        .list(res, &ListOptions::all_namespaces())
-        .try_collect()
-        .await?;
-    Ok(items
-        .iter()
-        .map(|o| upkeep_kube::object_value(o, res))
-        .collect::<Result<_, _>>()?)
+    Ok(upkeep_kube::list_values(cluster, res, &ListOptions::all_namespaces()).await?)
 }
 
 fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
@@ -118,18 +110,9 @@ pub async fn needed(cluster: &Cluster, steps: &[PlanStep]) -> Result<BTreeSet<St
     let mut anchors: Vec<Value> = Vec::new();
     if let Some(hr) = resource(cluster, "helm.toolkit.fluxcd.io", "HelmRelease").await? {
         for v in list(cluster, &hr).await? {
-            let hit = steps.iter().any(|st| match st.component.kind {
-                ComponentKind::Longhorn => s(&v, "/spec/chart/spec/chart") == Some("longhorn"),
-                ComponentKind::Chart => {
-                    s(&v, "/metadata/name") == Some(st.component.name.as_str())
-                        && st
-                            .component
-                            .namespace
-                            .as_deref()
-                            .is_none_or(|n| s(&v, "/metadata/namespace") == Some(n))
-                }
-                _ => false,
-            });
+            let hit = steps
+                .iter()
+                .any(|st| upkeep_apply::is_helm_release_of(&st.component, &v));
             if hit {
                 anchors.push(v);
             }

@@ -1,6 +1,5 @@
 //! The objects a validator reads, listed once.
 
-use futures_util::TryStreamExt;
 use serde_json::Value;
 use upkeep_kube::{ClusterRead, ListOptions};
 
@@ -61,10 +60,8 @@ impl Objects {
                 if let Some(l) = &sel.labels {
                     opts = opts.labels(l);
                 }
-                let listed: Vec<_> = src.list(res, &opts).try_collect().await?;
-                for obj in &listed {
-                    out.items.push(upkeep_kube::object_value(obj, res)?);
-                }
+                out.items
+                    .extend(upkeep_kube::list_values(src, res, &opts).await?);
             }
         }
         Ok(out)
