@@ -23,6 +23,9 @@ const PER_PAGE: u32 = 100;
 /// Pages followed before giving up: 5,000 releases is far beyond any
 /// repository we read, so more means a pagination loop.
 const MAX_PAGES: usize = 50;
+/// Least time one attempt at a release asset may take: a k3s binary is
+/// about 70 MB, slow on a home uplink.
+const ASSET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Why an upstream could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,104 @@ struct RawRelease {
     html_url: Option<String>,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_are_matched_by_file_name() {
+        let data = b"hello";
+        let sum = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let file = format!("{}  k3s-arm64\n{sum}  k3s\n", "0".repeat(64));
+        verify_sha256(file.as_bytes(), "k3s", data).unwrap();
+        // `*` marks binary mode in sha256sum's output.
+        verify_sha256(format!("{sum} *k3s\n").as_bytes(), "k3s", data).unwrap();
+        let e = verify_sha256(file.as_bytes(), "k3s-arm64", data).unwrap_err();
+        assert!(matches!(e, ChecksumError::Mismatch { .. }), "{e}");
+        let e = verify_sha256(file.as_bytes(), "k3s-armhf", data).unwrap_err();
+        assert!(matches!(e, ChecksumError::Unlisted { .. }), "{e}");
+        assert!(verify_sha256(b"\xff\xfe", "k3s", data).is_err());
+    }
+
+    #[test]
+    fn tags_are_encoded_as_one_segment() {
+        assert_eq!(encode_segment("v1.31.4+k3s1"), "v1.31.4%2Bk3s1");
+        assert_eq!(encode_segment("a/b"), "a%2Fb");
+    }
+}
+
+#[derive(Deserialize)]
+struct RawAssets {
+    #[serde(default)]
+    assets: Vec<RawAsset>,
+}
+
+#[derive(Deserialize)]
+struct RawAsset {
+    name: String,
+    browser_download_url: String,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+/// Checks `data`, downloaded as `name`, against a release's checksum file
+/// (`sha256sum`'s format: `HEX  NAME` or `HEX *NAME` per line, as k3s and
+/// Flux publish them). A file that does not list `name` is a mismatch too:
+/// an unverified download is never used.
+pub fn verify_sha256(sums: &[u8], name: &str, data: &[u8]) -> Result<(), ChecksumError> {
+    let text = std::str::from_utf8(sums).map_err(|_| ChecksumError::Unlisted {
+        name: name.to_string(),
+    })?;
+    let listed = text.lines().find_map(|line| {
+        let (hex, file) = line.trim_end().split_once(char::is_whitespace)?;
+        let file = file.trim_start().trim_start_matches('*');
+        (file == name && hex.len() == 64).then(|| hex.to_ascii_lowercase())
+    });
+    let Some(want) = listed else {
+        return Err(ChecksumError::Unlisted {
+            name: name.to_string(),
+        });
+    };
+    use sha2::Digest;
+    let got = hex::encode(sha2::Sha256::digest(data));
+    if got == want {
+        Ok(())
+    } else {
+        Err(ChecksumError::Mismatch {
+            name: name.to_string(),
+            want,
+            got,
+        })
+    }
+}
+
+/// A download that does not match its release's checksum file.
+#[derive(Debug, thiserror::Error)]
+pub enum ChecksumError {
+    #[error("the release's checksum file does not list {name}")]
+    Unlisted { name: String },
+    #[error("{name}: sha256 is {got}, the release says {want}")]
+    Mismatch {
+        name: String,
+        want: String,
+        got: String,
+    },
+}
+
+/// One path segment, percent-encoded where a tag needs it (`+` in k3s tags
+/// would otherwise read as a space to some servers).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[derive(Deserialize)]
 struct RawChannels {
     data: Vec<RawChannel>,
@@ -140,6 +241,7 @@ struct RawChannel {
 #[derive(Clone)]
 pub struct Upstream {
     client: UpstreamClient,
+    config: ClientConfig,
     github: BaseUrl,
     channels: Url,
     token: Option<Token>,
@@ -180,7 +282,8 @@ impl Upstream {
         let path = channels.path().trim_end_matches('/').to_string();
         channels.set_path(&path);
         Ok(Upstream {
-            client: UpstreamClient::new(config)?,
+            client: UpstreamClient::new(config.clone())?,
+            config,
             github,
             channels,
             token,
@@ -272,6 +375,89 @@ impl Upstream {
         }
         tracing::debug!(repo = %repo, releases = out.len(), pages, "read GitHub releases");
         Ok(out)
+    }
+
+    /// Asset `name` of release `tag` of `repo` (a k3s binary, its checksum
+    /// file, Flux's `install.yaml`), at most `max_bytes` long.
+    ///
+    /// Assets are far larger than API answers, so they get their own client:
+    /// a size limit of their own, at least ten minutes per attempt, and no
+    /// cache (a binary is read once and verified by its caller). The token
+    /// goes only to the API host; the download link must be HTTPS or on the
+    /// API's own origin (a mirror or a test server).
+    pub async fn release_asset(
+        &self,
+        repo: GithubRepo,
+        tag: &str,
+        name: &str,
+        max_bytes: u64,
+    ) -> Result<bytes::Bytes, UpstreamError> {
+        let url = self.github.join(&format!(
+            "repos/{}/{}/releases/tags/{}",
+            repo.owner,
+            repo.name,
+            encode_segment(tag)
+        ))?;
+        let response = self.client.get(&self.request(url.clone())).await?;
+        let release: RawAssets = response.json()?;
+        let shown = upkeep_http::redact(url.as_str());
+        let Some(asset) = release.assets.iter().find(|a| a.name == name) else {
+            return Err(UpstreamError::Invalid {
+                url: shown,
+                detail: format!(
+                    "release {tag} has no asset {name:?} (it has {})",
+                    if release.assets.is_empty() {
+                        "none".to_string()
+                    } else {
+                        release
+                            .assets
+                            .iter()
+                            .map(|a| a.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            });
+        };
+        if asset.size.is_some_and(|s| s > max_bytes) {
+            return Err(UpstreamError::Invalid {
+                url: shown,
+                detail: format!(
+                    "asset {name} of {tag} is {} bytes, more than the {max_bytes} allowed",
+                    asset.size.unwrap_or_default()
+                ),
+            });
+        }
+        let link = Url::parse(&asset.browser_download_url).map_err(|e| UpstreamError::Invalid {
+            url: shown.clone(),
+            detail: format!("asset {name}: browser_download_url: {e}"),
+        })?;
+        let api = self.github.as_url();
+        if link.scheme() != "https" && link.origin() != api.origin() {
+            return Err(UpstreamError::Invalid {
+                url: shown,
+                detail: format!(
+                    "asset {name}: download link {} is not HTTPS",
+                    upkeep_http::redact(link.as_str())
+                ),
+            });
+        }
+        let client = UpstreamClient::new(ClientConfig {
+            max_body_bytes: max_bytes,
+            timeout: self.config.timeout.max(ASSET_TIMEOUT),
+            cache_dir: None,
+            ..self.config.clone()
+        })?;
+        let body = client
+            .get(
+                &Request::new(link)
+                    .accept("application/octet-stream")
+                    .no_cache(),
+            )
+            .await?
+            .into_body();
+        tracing::debug!(repo = %repo, tag, name, bytes = body.len(), "downloaded release asset");
+        Ok(body)
     }
 
     /// The k3s channels (`stable`, `latest`, `v1.31`...) with the release each

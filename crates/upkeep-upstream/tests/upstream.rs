@@ -210,3 +210,44 @@ async fn persistent_server_errors_are_environment_errors() {
     // Retried once (settings.retries = 1), then gave up.
     assert_eq!(sim.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn release_assets_download_within_their_limit() {
+    let sim = sim().await;
+    let cache = tempfile::tempdir().unwrap();
+    let up =
+        Upstream::from_settings(&settings(&sim.base_url(), cache.path(), false, None)).unwrap();
+    let tag = "v1.31.10+k3s1";
+    let binary = up
+        .release_asset(GithubRepo::K3S, tag, "k3s", 1 << 20)
+        .await
+        .unwrap();
+    let on_disk = std::fs::read(
+        sim_upstream::workspace_fixture().join(format!("github/k3s-io/k3s/assets/{tag}/k3s")),
+    )
+    .unwrap();
+    assert_eq!(binary.as_ref(), on_disk.as_slice());
+    let sums = up
+        .release_asset(GithubRepo::K3S, tag, "sha256sum-amd64.txt", 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&sums).ends_with("  k3s\n"));
+
+    // An asset the release does not have is named, with what it has.
+    let e = up
+        .release_asset(GithubRepo::K3S, tag, "k3s-arm64", 1 << 20)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no asset \"k3s-arm64\"") && e.contains("sha256sum-amd64.txt"),
+        "{e}"
+    );
+    // Larger than allowed: refused before the download, by its listed size.
+    let e = up
+        .release_asset(GithubRepo::K3S, tag, "k3s", 10)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("more than the 10 allowed"), "{e}");
+    assert!(!e.is_environment());
+}
