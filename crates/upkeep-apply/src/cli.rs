@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use upkeep_cli::{CliError, ClusterArgs, ConfigArgs, LogArgs, Outcome, Output};
-use upkeep_contract::{ApplyResult, ApplyStatus, UpdatePlan, UpdateReport, Version};
+use upkeep_contract::{ApplyResult, ApplyStatus, ComponentKind, UpdatePlan, UpdateReport, Version};
 use upkeep_kube::{Cluster, ConnectOptions};
 
 use crate::{ApplyError, Options, Step};
@@ -177,7 +177,26 @@ pub fn run(args: ApplyArgs) -> Result<Outcome, CliError> {
         Some(_) => None,
         None => Some(step_from(&args)?),
     };
+    // Only Flux and k3s steps download release assets; a chart update does
+    // not need the GitHub token's source to be readable.
+    let kind = rollback
+        .as_ref()
+        .map(|r| r.component.kind)
+        .or(step.as_ref().map(|s| s.component.kind));
+    let upstream = match kind {
+        Some(ComponentKind::Flux | ComponentKind::K3s) => Some(
+            upkeep_upstream::Upstream::from_settings(&settings).map_err(|e| {
+                if e.is_environment() {
+                    CliError::environment(e)
+                } else {
+                    CliError::usage(e)
+                }
+            })?,
+        ),
+        _ => None,
+    };
     let opts = Options {
+        upstream,
         gitops: settings.gitops_dir.clone(),
         push: args.push,
         dry_run: args.dry_run,

@@ -110,6 +110,9 @@ pub struct Options {
     /// Recorded in the commit message.
     pub run_id: Option<String>,
     pub restore_point: Option<String>,
+    /// Where release assets come from (a k3s binary, Flux's install
+    /// manifest); `None` where the step needs none.
+    pub upstream: Option<upkeep_upstream::Upstream>,
 }
 
 impl Default for Options {
@@ -123,6 +126,7 @@ impl Default for Options {
             poll: Duration::from_secs(2),
             run_id: None,
             restore_point: None,
+            upstream: None,
         }
     }
 }

@@ -264,6 +264,7 @@ pub fn demo(keep: bool) -> Result<Outcome, CliError> {
         emergency: None,
         lease_ttl: Duration::from_secs(60),
         maintenance: true,
+        upstream: Some(upkeep_upstream::Upstream::from_settings(&settings).map_err(env)?),
     };
     let store = upkeep_run::RunStore::new(&settings.state_dir);
     let record = runtime

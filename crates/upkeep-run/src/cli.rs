@@ -480,6 +480,15 @@ fn run_options(
             ttl
         },
         maintenance: !how.no_maintenance,
+        upstream: Some(
+            upkeep_upstream::Upstream::from_settings(settings).map_err(|e| {
+                if e.is_environment() {
+                    CliError::environment(e)
+                } else {
+                    CliError::usage(e)
+                }
+            })?,
+        ),
     })
 }
 

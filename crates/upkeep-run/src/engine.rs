@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub lease_ttl: Duration,
     /// Freeze the cluster around the run (see [`crate::maintenance`]).
     pub maintenance: bool,
+    /// Release assets for Flux and k3s steps.
+    pub upstream: Option<upkeep_upstream::Upstream>,
 }
 
 enum StepEnd {
@@ -332,6 +334,7 @@ fn apply_options(
         poll: opts.poll,
         run_id: Some(run_id.to_string()),
         restore_point,
+        upstream: opts.upstream.clone(),
     }
 }
 

@@ -247,6 +247,17 @@ pub struct Upstream {
     token: Option<Token>,
 }
 
+impl std::fmt::Debug for Upstream {
+    // By hand: the token must never be printed, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("github", &self.github.as_url().as_str())
+            .field("channels", &self.channels.as_str())
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 impl Upstream {
     /// Builds the client from resolved settings: base URLs, cache directory,
     /// offline mode, timeouts, retries, size limit and the token's source.
