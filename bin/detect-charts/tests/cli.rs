@@ -399,3 +399,98 @@ async fn pipes_into_merge_report() {
     assert_eq!(with_errors, 4);
     assert_eq!(r["summary"]["errors"], with_errors);
 }
+
+/// A release's Kustomization that dependsOn another Kustomization (through a
+/// third) puts the HelmReleases that other one applies in `dependsOn`, next
+/// to the release's own HelmRelease dependsOn, so the plan orders them first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomization_depends_on_reaches_the_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let put = |rel: &str, text: String| {
+        let p = repo.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let ks = |name: &str, path: &str, dep: Option<&str>| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\nspec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n{}",
+            dep.map(|d| format!("  dependsOn:\n    - name: {d}\n"))
+                .unwrap_or_default()
+        )
+    };
+    let hr = |name: &str, ns: &str, extra: &str| {
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{extra}  chart:\n    spec:\n      chart: {name}\n      version: 1.0.0\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n        namespace: flux-system\n"
+        )
+    };
+    put(
+        "clusters/home/apps.yaml",
+        [
+            ks("infra", "./infra", None),
+            ks("storage", "./storage", Some("infra")),
+            ks("apps", "./apps", Some("storage")),
+        ]
+        .join("---\n"),
+    );
+    // Nothing listens there: the documents still say what depends on what.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    put(
+        "clusters/home/repo.yaml",
+        format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\n  namespace: flux-system\nspec:\n  url: {url}\n"
+        ),
+    );
+    put(
+        "infra/cert-manager.yaml",
+        hr("cert-manager", "cert-manager", ""),
+    );
+    put(
+        "storage/longhorn.yaml",
+        hr("longhorn", "longhorn-system", ""),
+    );
+    put(
+        "apps/web.yaml",
+        hr("web", "apps", "  dependsOn:\n    - name: db\n"),
+    );
+    put("apps/db.yaml", hr("db", "apps", ""));
+    let cfg = config(tmp.path(), &url, &url);
+    let out = run(vec![
+        "--gitops".into(),
+        repo.display().to_string(),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--cache-dir".into(),
+        tmp.path().join("c").display().to_string(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = docs(&out);
+    let deps = |name: &str| -> Vec<String> {
+        by_name(&docs, name)["dependsOn"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        deps("web"),
+        [
+            "apps/db",
+            "cert-manager/cert-manager",
+            "longhorn-system/longhorn"
+        ]
+    );
+    assert_eq!(
+        deps("db"),
+        ["cert-manager/cert-manager", "longhorn-system/longhorn"]
+    );
+    assert_eq!(deps("longhorn"), ["cert-manager/cert-manager"]);
+    assert!(deps("cert-manager").is_empty());
+}

@@ -205,12 +205,13 @@ pub async fn detect(
 
     entries
         .iter()
-        .filter_map(|e| document(e, both, &fetched, options))
+        .filter_map(|e| document(e, inputs.gitops, both, &fetched, options))
         .collect()
 }
 
 fn document(
     e: &Entry<'_>,
+    tree: Option<&Tree>,
     both: bool,
     fetched: &BTreeMap<Upstream, Fetched>,
     options: &Options,
@@ -243,6 +244,23 @@ fn document(
                 format!("{ns}/{}", d.name.value)
             })
             .collect();
+    }
+    // And what Flux applies first because this release's Kustomization
+    // dependsOn theirs.
+    if let (Some(tree), Some(g)) = (tree, &e.gitops) {
+        for o in tree.flux_dependencies(g.hr) {
+            if o.kind.value != "HelmRelease" || o.group() != "helm.toolkit.fluxcd.io" {
+                continue;
+            }
+            let key = format!(
+                "{}/{}",
+                o.namespace().unwrap_or("default"),
+                o.name().unwrap_or_default()
+            );
+            if !doc.depends_on.contains(&key) {
+                doc.depends_on.push(key);
+            }
+        }
     }
 
     // What the cluster runs, and where that was read.

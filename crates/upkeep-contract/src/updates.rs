@@ -218,8 +218,9 @@ pub struct ComponentUpdates {
     /// The safe way to the target, in order.
     #[serde(default)]
     pub path: Vec<Hop>,
-    /// Components that must be updated and Ready first (a HelmRelease's
-    /// `spec.dependsOn`), as `namespace/name` of their HelmReleases.
+    /// Components that must be updated and Ready first: the HelmRelease's
+    /// `spec.dependsOn`, and the HelmReleases applied by the Kustomizations
+    /// its Kustomization dependsOn (transitively), as `namespace/name`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
     #[serde(default)]

@@ -471,6 +471,8 @@ struct RawKustomizationSpec {
     #[serde(default)]
     path: S,
     #[serde(default)]
+    depends_on: Option<Vec<RawDependency>>,
+    #[serde(default)]
     target_namespace: S,
     #[serde(default)]
     source_ref: Option<Spanned<RawSourceRef>>,
@@ -488,6 +490,19 @@ fn source_ref(r: Option<Spanned<RawSourceRef>>, base: u32) -> Option<SourceRef> 
     })
 }
 
+/// `spec.dependsOn` entries with a name (Flux requires one).
+fn dependencies(raw: Option<Vec<RawDependency>>, b: u32) -> Vec<Dependency> {
+    raw.into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some(Dependency {
+                name: opt(d.name, b)?,
+                namespace: opt(d.namespace, b),
+            })
+        })
+        .collect()
+}
+
 impl RawSpec {
     fn into_spec(self, b: u32) -> Spec {
         match self {
@@ -500,17 +515,7 @@ impl RawSpec {
                 chart_ref: source_ref(s.chart_ref, b),
                 target_namespace: opt(s.target_namespace, b),
                 release_name: opt(s.release_name, b),
-                depends_on: s
-                    .depends_on
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|d| {
-                        Some(Dependency {
-                            name: opt(d.name, b)?,
-                            namespace: opt(d.namespace, b),
-                        })
-                    })
-                    .collect(),
+                depends_on: dependencies(s.depends_on, b),
             }),
             RawSpec::HelmRepository(s) => Spec::HelmRepository(HelmRepositorySpec {
                 url: opt(s.url, b),
@@ -547,6 +552,7 @@ impl RawSpec {
                 path: opt(s.path, b),
                 target_namespace: opt(s.target_namespace, b),
                 source_ref: source_ref(s.source_ref, b),
+                depends_on: dependencies(s.depends_on, b),
             }),
         }
     }

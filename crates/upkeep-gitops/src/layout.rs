@@ -162,7 +162,16 @@ fn resolve_relative(dir: &str, entry: &str) -> Option<String> {
 }
 
 /// Whether `path` is `dir` or below it ("" is the root).
-fn under(path: &str, dir: &str) -> bool {
+/// Path components of a directory relative to the root ("" is the root).
+pub(crate) fn depth(dir: &str) -> usize {
+    if dir.is_empty() {
+        0
+    } else {
+        dir.split('/').count()
+    }
+}
+
+pub(crate) fn under(path: &str, dir: &str) -> bool {
     dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
@@ -309,13 +318,7 @@ pub(crate) fn scan(root: &Path) -> Result<Tree, GitopsError> {
         if let Some((_, ns, name, path)) = targets
             .iter()
             .filter(|(dir, ..)| under(&o.path, dir))
-            .max_by_key(|(dir, ..)| {
-                if dir.is_empty() {
-                    0
-                } else {
-                    dir.split('/').count()
-                }
-            })
+            .max_by_key(|(dir, ..)| depth(dir))
         {
             o.namespace = Some(Namespace {
                 name: ns.clone(),
@@ -340,6 +343,7 @@ pub(crate) fn scan(root: &Path) -> Result<Tree, GitopsError> {
         clusters,
         flux_version,
         by_kind,
+        flux_dirs: flux_paths,
     })
 }
 

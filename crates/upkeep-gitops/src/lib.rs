@@ -158,6 +158,8 @@ pub struct FluxKustomizationSpec {
     pub path: Option<Field>,
     pub target_namespace: Option<Field>,
     pub source_ref: Option<SourceRef>,
+    /// `spec.dependsOn`: the Kustomizations Flux applies (and sees Ready) first.
+    pub depends_on: Vec<Dependency>,
 }
 
 /// The parts of `spec` we read, for the Flux kinds we know.
@@ -297,6 +299,8 @@ pub struct Tree {
     clusters: Vec<Cluster>,
     flux_version: Option<FluxVersionHeader>,
     by_kind: BTreeMap<String, Vec<usize>>,
+    /// The directory each Flux Kustomization applies, by object index.
+    flux_dirs: Vec<(usize, String)>,
 }
 
 impl Tree {
@@ -308,6 +312,69 @@ impl Tree {
     /// Every object, in file order (files sorted by path).
     pub fn objects(&self) -> &[Object] {
         &self.objects
+    }
+
+    /// The Flux Kustomization that applies `obj`: the one whose `spec.path`
+    /// is the deepest directory holding its file, as nested paths are laid
+    /// out (`clusters/prod` applies the Kustomization of `apps/`, which
+    /// applies what is under it).
+    pub fn applied_by(&self, obj: &Object) -> Option<&Object> {
+        self.flux_dirs
+            .iter()
+            .filter(|(_, dir)| layout::under(&obj.path, dir))
+            .max_by_key(|(_, dir)| layout::depth(dir))
+            .map(|(i, _)| &self.objects[*i])
+    }
+
+    /// What Flux applies before `obj`: every object applied by a Kustomization
+    /// that `obj`'s Kustomization `dependsOn`, directly or through others.
+    /// Flux holds a Kustomization back until those are Ready, so an update
+    /// to one of them belongs before an update to `obj`.
+    pub fn flux_dependencies(&self, obj: &Object) -> Vec<&Object> {
+        let Some(own) = self.applied_by(obj) else {
+            return Vec::new();
+        };
+        let kustomizations: Vec<&Object> = self
+            .flux_dirs
+            .iter()
+            .map(|(i, _)| &self.objects[*i])
+            .collect();
+        let mut seen: Vec<&Object> = vec![own];
+        let mut queue: Vec<&Object> = vec![own];
+        while let Some(k) = queue.pop() {
+            let Spec::Kustomization(spec) = &k.spec else {
+                continue;
+            };
+            for d in &spec.depends_on {
+                let ns = d
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.value.as_str())
+                    .or(k.namespace());
+                for &dep in kustomizations
+                    .iter()
+                    .filter(|o| o.name() == Some(d.name.value.as_str()) && o.namespace() == ns)
+                {
+                    if !seen.iter().any(|s| std::ptr::eq(*s, dep)) {
+                        seen.push(dep);
+                        queue.push(dep);
+                    }
+                }
+            }
+        }
+        // The Kustomization's own objects are not before it (a cycle back
+        // to it says nothing about order).
+        let before: Vec<&Object> = seen
+            .into_iter()
+            .filter(|k| !std::ptr::eq(*k, own))
+            .collect();
+        self.objects
+            .iter()
+            .filter(|o| {
+                self.applied_by(o)
+                    .is_some_and(|k| before.iter().any(|b| std::ptr::eq(*b, k)))
+            })
+            .collect()
     }
 
     /// Objects of one kind (`HelmRelease`), any API group or version.

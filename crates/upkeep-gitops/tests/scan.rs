@@ -220,3 +220,85 @@ fn a_flux_spec_of_the_wrong_shape_keeps_the_object_and_the_file() {
     assert_eq!((p.path.as_str(), p.line), ("sources.yaml", Some(2)));
     assert!(p.reason.contains("HelmRepository"), "{p}");
 }
+
+/// Kustomization `dependsOn`: what Flux applies before an object, through
+/// the deepest Kustomization path holding its file, followed transitively.
+#[test]
+fn kustomization_depends_on_orders_what_flux_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ks = |name: &str, path: &str, deps: &[&str]| {
+        let mut s = format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\nspec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+        );
+        if !deps.is_empty() {
+            s.push_str("  dependsOn:\n");
+            for d in deps {
+                s.push_str(&format!("    - name: {d}\n"));
+            }
+        }
+        s
+    };
+    let hr = |name: &str, ns: &str| {
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  chart:\n    spec:\n      chart: {name}\n      version: 1.0.0\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n"
+        )
+    };
+    write(
+        root,
+        "clusters/home/ks.yaml",
+        &[
+            ks("infra", "./infra", &[]),
+            ks("storage", "./storage", &["infra"]),
+            ks("apps", "./apps", &["storage"]),
+            ks("loop-a", "./loop/a", &["loop-b"]),
+            ks("loop-b", "./loop/b", &["loop-a"]),
+        ]
+        .join("---\n"),
+    );
+    write(
+        root,
+        "infra/cert-manager.yaml",
+        &hr("cert-manager", "cert-manager"),
+    );
+    write(
+        root,
+        "storage/longhorn.yaml",
+        &hr("longhorn", "longhorn-system"),
+    );
+    write(root, "apps/web/release.yaml", &hr("web", "default"));
+    write(root, "loop/a/a.yaml", &hr("a", "default"));
+    write(root, "loop/b/b.yaml", &hr("b", "default"));
+    let tree = upkeep_gitops::scan(root).unwrap();
+    let release = |name: &str| {
+        tree.of_kind("HelmRelease")
+            .find(|o| o.name() == Some(name))
+            .unwrap()
+    };
+    let names = |objs: Vec<&upkeep_gitops::Object>| -> Vec<String> {
+        let mut v: Vec<String> = objs
+            .iter()
+            .filter(|o| o.kind.value == "HelmRelease")
+            .map(|o| o.name().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        tree.applied_by(release("web")).and_then(|k| k.name()),
+        Some("apps")
+    );
+    // apps -> storage -> infra: both come first.
+    assert_eq!(
+        names(tree.flux_dependencies(release("web"))),
+        ["cert-manager", "longhorn"]
+    );
+    assert_eq!(
+        names(tree.flux_dependencies(release("longhorn"))),
+        ["cert-manager"]
+    );
+    assert!(tree.flux_dependencies(release("cert-manager")).is_empty());
+    // A cycle ends; each side sees the other, never itself.
+    assert_eq!(names(tree.flux_dependencies(release("a"))), ["b"]);
+    assert_eq!(names(tree.flux_dependencies(release("b"))), ["a"]);
+}

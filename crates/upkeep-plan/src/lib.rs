@@ -55,7 +55,8 @@ struct Draft {
     brings_kubernetes: Option<Version>,
     /// Index (into drafts) of the step that must come first.
     after: Option<usize>,
-    /// The HelmReleases (`namespace/name`) this chart's HelmRelease dependsOn.
+    /// The HelmReleases (`namespace/name`) Flux applies before this chart's
+    /// (through HelmRelease or Kustomization dependsOn).
     depends: Vec<String>,
 }
 
@@ -335,8 +336,9 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
             }
         }
     }
-    // A chart whose HelmRelease dependsOn another planned chart goes after
-    // it, as Flux installs them: the dependency updated and Ready first.
+    // A chart that Flux applies after another planned chart (its
+    // HelmRelease, or the Kustomization that applies it, dependsOn the
+    // other's) goes after it: the dependency updated and Ready first.
     let chart_key = |d: &Draft| {
         (d.component.kind == ComponentKind::Chart).then(|| {
             format!(
@@ -402,7 +404,7 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
             version: drafts[i].to.clone(),
             why: vec![finding(
                 "dependency-cycle",
-                "its HelmRelease's dependsOn leads back to itself; fix spec.dependsOn".to_string(),
+                "its dependsOn (its HelmRelease's, or its Kustomization's) leads back to itself; fix spec.dependsOn".to_string(),
             )],
         });
     }
@@ -416,7 +418,7 @@ pub fn plan(report: &UpdateReport, policy: &Policy, now: Timestamp) -> UpdatePla
             let mut reason = d.reason.clone();
             for &j in &deps[i] {
                 reason.push_str(&format!(
-                    "; after {} because its HelmRelease dependsOn it",
+                    "; after {} because Flux applies it first (dependsOn)",
                     drafts[j].component
                 ));
             }

@@ -255,7 +255,7 @@ fn charts_follow_their_helmreleases_depends_on() {
         p.steps[1]
             .reason
             .as_str()
-            .contains("after apps/db because its HelmRelease dependsOn it"),
+            .contains("after apps/db because Flux applies it first (dependsOn)"),
         "{}",
         p.steps[1].reason
     );
