@@ -22,7 +22,9 @@ need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_packages+=("$1"); }
 # start on loopback ports of their own. dnsmasq-base is the binary without the system
 # service, so nothing takes port 53 from the machine's resolver; nginx-light's service is
 # not needed (the tests run their own nginx with -p DIR).
-for p in git python3 docker-registry nginx-light dnsmasq-base; do need_apt "$p"; done
+# openssh-server, openssh-client: apply-update's `--k3s-method ssh` tests start their own sshd
+# on a loopback port (no system service is used).
+for p in git python3 docker-registry nginx-light dnsmasq-base openssh-server openssh-client; do need_apt "$p"; done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "apt-get install ${apt_packages[*]}"

@@ -967,3 +967,54 @@ fn real_install_manifests_load_as_a_fixture() {
     assert!(out.contains("helmreleases"), "{out}");
     s.ok(&["get", "helmreleases.v2beta2.helm.toolkit.fluxcd.io", "-A"]);
 }
+
+/// `kubectl drain` works against the simulator: cordon, pods listed by
+/// node, evicted through `pods/eviction`, a PodDisruptionBudget that
+/// allows no disruption answered 429 (drain keeps retrying and times out),
+/// DaemonSet pods left in place.
+#[test]
+fn drain_evicts_through_the_eviction_api_and_honours_budgets() {
+    let s = Server::start(&fixture("basic"), &["--server-version", V132]);
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n2}\n",
+    );
+    for (name, node, app) in [("a", "n1", "web"), ("b", "n1", "db"), ("c", "n2", "web")] {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: apps, labels: {{app: {app}}}, ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: {app}-1, uid: rs-{app}, controller: true}}]}}\nspec: {{nodeName: {node}, containers: [{{name: c, image: busybox}}]}}\nstatus: {{phase: Running}}\n"
+        ));
+    }
+    // db has one pod and must keep it.
+    yaml.push_str("---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db, namespace: apps}\nspec: {minAvailable: 1, selector: {matchLabels: {app: db}}}\n");
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(&yaml));
+    let out = s.kubectl(&[
+        "drain",
+        "n1",
+        "--ignore-daemonsets",
+        "--timeout=3s",
+        "--pod-selector=app=db",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("disruption budget"), "{err}");
+    s.ok(&["get", "pod", "-n", "apps", "b"]);
+    let node = s.json(&["get", "node", "n1"]);
+    assert_eq!(node["spec"]["unschedulable"], true, "{node}");
+
+    // Without the budget in the way, n1 is emptied and n2 is untouched.
+    s.ok(&["delete", "pdb", "-n", "apps", "db"]);
+    let out = s.ok(&["drain", "n1", "--ignore-daemonsets", "--timeout=20s"]);
+    assert!(out.contains("evicted"), "{out}");
+    let left = s.json(&[
+        "get",
+        "pods",
+        "-n",
+        "apps",
+        "--field-selector",
+        "spec.nodeName=n1",
+    ]);
+    assert!(names(&left).is_empty(), "{left}");
+    s.ok(&["get", "pod", "-n", "apps", "c"]);
+    s.ok(&["uncordon", "n1"]);
+    let node = s.json(&["get", "node", "n1"]);
+    assert_ne!(node["spec"]["unschedulable"], true, "{node}");
+}

@@ -191,6 +191,18 @@ fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if r.group.is_empty() && r.plural == "pods" {
+            // kubectl drain looks for this to use evictions.
+            resources.push(json!({
+                "name": "pods/eviction",
+                "singularName": "",
+                "namespaced": true,
+                "group": "policy",
+                "version": "v1",
+                "kind": "Eviction",
+                "verbs": ["create"],
+            }));
+        }
     }
     if resources.is_empty() {
         return None;
@@ -268,6 +280,11 @@ fn aggregated_discovery(reg: &Registry, core: bool, api_version: &str) -> Value 
                                 subs.push(json!({"subresource": "scale",
                                     "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
                                     "verbs": sub_verbs}));
+                            }
+                            if r.group.is_empty() && r.plural == "pods" {
+                                subs.push(json!({"subresource": "eviction",
+                                    "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},
+                                    "verbs": ["create"]}));
                             }
                             let mut e = json!({
                                 "resource": r.plural,
@@ -689,6 +706,18 @@ fn resource_request(
         }
         return pod_log(app, &info, ns.unwrap_or("default"), name, q).map(Reply::Plain);
     }
+    if t.subresource.as_deref() == Some("eviction")
+        && info.group.is_empty()
+        && info.plural == "pods"
+        && let Some(name) = t.name.as_deref()
+    {
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method} pods/eviction)"
+            )));
+        }
+        return evict(app, reg, &info, ns.unwrap_or("default"), name, q, body);
+    }
     let status = match t.subresource.as_deref() {
         None => false,
         Some("status") if info.has_status => true,
@@ -846,6 +875,113 @@ fn resource_request(
 }
 
 /// The autoscaling/v1 Scale view of an object with `spec.replicas`.
+/// `POST pods/NAME/eviction`: the pod is deleted unless a
+/// PodDisruptionBudget selecting it allows no disruption, which is answered
+/// 429 as the real API server does (kubectl drain and upkeep retry then).
+/// A budget allows `healthy - minAvailable` disruptions, or `maxUnavailable`
+/// minus the pods it selects that are not running; percentages are read as
+/// their share of the selected pods, rounded up as Kubernetes does.
+fn evict(
+    app: &App,
+    reg: &Registry,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    q: &Query,
+    body: &Bytes,
+) -> Result<Reply, ApiError> {
+    let eviction = parse_body(body, true)?;
+    if eviction.get("kind").and_then(Value::as_str) != Some("Eviction") {
+        return Err(ApiError::bad_request(
+            "the body of pods/eviction must be an Eviction",
+        ));
+    }
+    if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
+        && n != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object ({n} != {name})"
+        )));
+    }
+    let store = &app.store;
+    let pod = store.get(info, Some(ns), name)?;
+    if let Some(pdbs) = reg.lookup("policy", "v1", "poddisruptionbudgets") {
+        let budgets = store.list(
+            &pdbs,
+            &ListQuery {
+                namespace: Some(ns.to_string()),
+                ..ListQuery::default()
+            },
+        )?;
+        let pods = store.list(
+            info,
+            &ListQuery {
+                namespace: Some(ns.to_string()),
+                ..ListQuery::default()
+            },
+        )?;
+        for pdb in &budgets.items {
+            let sel = LabelSelector::from_object(pdb.pointer("/spec/selector"))
+                .map_err(ApiError::bad_request)?;
+            if !sel.matches(&pod) {
+                continue;
+            }
+            let selected: Vec<&Value> = pods.items.iter().filter(|p| sel.matches(p)).collect();
+            let total = selected.len() as i64;
+            let healthy = selected
+                .iter()
+                .filter(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"))
+                .count() as i64;
+            let count = |v: &Value| -> i64 {
+                match v {
+                    Value::Number(n) => n.as_i64().unwrap_or(0),
+                    Value::String(s) => s
+                        .strip_suffix('%')
+                        .and_then(|p| p.parse::<i64>().ok())
+                        .map_or(0, |p| (p * total + 99) / 100),
+                    _ => 0,
+                }
+            };
+            let allowed = match (
+                pdb.pointer("/spec/minAvailable"),
+                pdb.pointer("/spec/maxUnavailable"),
+            ) {
+                (Some(min), _) => healthy - count(min),
+                (None, Some(max)) => count(max) - (total - healthy),
+                (None, None) => 1,
+            };
+            if allowed < 1 {
+                let pdb_name = pdb
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Err(ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    format!(
+                        "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs {} healthy pods and has {healthy} currently",
+                        healthy - allowed + 1
+                    ),
+                ));
+            }
+        }
+    }
+    let dry_run = q.dry_run()?;
+    store.delete(
+        info,
+        Some(ns),
+        name,
+        &DeleteOptions {
+            dry_run,
+            ..DeleteOptions::default()
+        },
+    )?;
+    Ok(Reply::Json(
+        201,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
 fn to_scale(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
     let pick: serde_json::Map<String, Value> = [

@@ -3,7 +3,8 @@
 //! Objects live as JSON in a [`Store`] with a global resourceVersion; the HTTP layer serves
 //! discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), CRUD, patch (merge, JSON,
 //! strategic, server-side apply with managedFields and conflicts), watch (with bookmarks and
-//! `sendInitialEvents`), Table output, the `status` and `scale` subresources, and a minimal
+//! `sendInitialEvents`), Table output, the `status` and `scale` subresources, `pods/eviction`
+//! (refused with 429 where a PodDisruptionBudget allows no disruption), and a minimal
 //! `/openapi/v3` (enough for kubectl's `fieldValidation` check) for the built-in kinds of a
 //! k3s homelab and for every CustomResourceDefinition created.
 //!

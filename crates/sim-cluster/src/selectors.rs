@@ -127,6 +127,38 @@ impl LabelSelector {
         Ok(LabelSelector { reqs })
     }
 
+    /// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`);
+    /// `None` selects everything.
+    pub fn from_object(sel: Option<&Value>) -> Result<LabelSelector, String> {
+        let mut parts = Vec::new();
+        if let Some(sel) = sel {
+            if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+                for (k, v) in m {
+                    parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+                }
+            }
+            for e in sel
+                .get("matchExpressions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let key = e["key"].as_str().unwrap_or("");
+                let values: Vec<&str> = e["values"]
+                    .as_array()
+                    .map(|v| v.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                parts.push(match e["operator"].as_str().unwrap_or("") {
+                    "In" => format!("{key} in ({})", values.join(",")),
+                    "NotIn" => format!("{key} notin ({})", values.join(",")),
+                    "Exists" => key.to_string(),
+                    "DoesNotExist" => format!("!{key}"),
+                    op => return Err(format!("unsupported selector operator {op:?}")),
+                });
+            }
+        }
+        LabelSelector::parse(&parts.join(",")).map_err(|e| e.to_string())
+    }
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }

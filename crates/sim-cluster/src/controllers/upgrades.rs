@@ -50,37 +50,6 @@ impl Upgrades {
 }
 
 /// A structured LabelSelector (`matchLabels`, `matchExpressions`) in its string form.
-fn selector(sel: Option<&Value>) -> Result<LabelSelector, String> {
-    let mut parts = Vec::new();
-    if let Some(sel) = sel {
-        if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-            for (k, v) in m {
-                parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
-            }
-        }
-        for e in sel
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = e["key"].as_str().unwrap_or("");
-            let values: Vec<&str> = e["values"]
-                .as_array()
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            parts.push(match e["operator"].as_str().unwrap_or("") {
-                "In" => format!("{key} in ({})", values.join(",")),
-                "NotIn" => format!("{key} notin ({})", values.join(",")),
-                "Exists" => key.to_string(),
-                "DoesNotExist" => format!("!{key}"),
-                op => return Err(format!("unsupported nodeSelector operator {op:?}")),
-            });
-        }
-    }
-    LabelSelector::parse(&parts.join(",")).map_err(|e| e.to_string())
-}
-
 fn plan_label(plan: &str) -> String {
     format!("plan.upgrade.cattle.io/{plan}")
 }
@@ -178,7 +147,7 @@ impl Upgrades {
         set_condition(&mut conds, "LatestResolved", true, "Version", "", None);
         status["latestVersion"] = json!(version);
         status["latestHash"] = json!(hash);
-        let sel = match selector(plan.pointer("/spec/nodeSelector")) {
+        let sel = match LabelSelector::from_object(plan.pointer("/spec/nodeSelector")) {
             Ok(s) => s,
             Err(e) => {
                 set_condition(&mut conds, "LatestResolved", false, "Error", &e, None);
