@@ -15,6 +15,15 @@ pub enum Format {
     Text,
 }
 
+/// `--k3s-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum K3sMethodFlag {
+    /// Edit the system-upgrade-controller Plans.
+    Plan,
+    /// Roll the release binary over SSH (upkeep.yaml `k3s.ssh`).
+    Ssh,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     /// An UpdatePlan (`-` for stdin); with --step, the step to apply.
@@ -60,6 +69,9 @@ pub struct ApplyArgs {
     /// The restore point taken before this step, recorded in the commit and the result.
     #[arg(long, value_name = "NAME")]
     pub restore_point: Option<String>,
+    /// How a k3s step is applied (default: upkeep.yaml `k3s.method`, else plan).
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub k3s_method: Option<K3sMethodFlag>,
     /// Output: the ApplyResult as one JSON line, or lines for people.
     #[arg(short, long, value_enum, default_value = "json")]
     pub output: Format,
@@ -195,7 +207,17 @@ pub fn run(args: ApplyArgs) -> Result<Outcome, CliError> {
         ),
         _ => None,
     };
+    let k3s = crate::K3sMethod::from_settings(
+        &settings,
+        args.k3s_method.map(|m| match m {
+            K3sMethodFlag::Plan => upkeep_config::K3sMethodName::Plan,
+            K3sMethodFlag::Ssh => upkeep_config::K3sMethodName::Ssh,
+        }),
+    )
+    .map_err(CliError::usage)?;
+    let ssh_k3s = kind == Some(ComponentKind::K3s) && matches!(k3s, crate::K3sMethod::Ssh(_));
     let opts = Options {
+        k3s,
         upstream,
         gitops: settings.gitops_dir.clone(),
         push: args.push,
@@ -207,7 +229,8 @@ pub fn run(args: ApplyArgs) -> Result<Outcome, CliError> {
         restore_point: args.restore_point.clone(),
     };
     // GitOps without waiting, or a dry run of an edit, needs no cluster.
-    let needs_cluster = opts.gitops.is_none() || (opts.wait && !opts.dry_run);
+    // k3s over SSH drains and watches the nodes, also to show a dry run.
+    let needs_cluster = opts.gitops.is_none() || (opts.wait && !opts.dry_run) || ssh_k3s;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,9 +15,11 @@
 //! written atomically, and put back when the commit fails.
 
 pub mod cli;
+mod ssh;
 mod target;
 mod wait;
 
+pub use ssh::{K3sMethod, NodeOverride, SshOptions};
 pub use target::{Target, Watch, locate};
 pub use wait::WaitError;
 
@@ -64,6 +66,9 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Input(String),
+    /// The network or a node failed (a download, SSH): exit 3.
+    #[error("{0}")]
+    Environment(String),
     #[error(transparent)]
     Gitops(#[from] upkeep_gitops::GitopsError),
     #[error(transparent)]
@@ -79,7 +84,7 @@ impl ApplyError {
     /// for what the environment refused (git, the cluster, the disk).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ApplyError::Git(_) | ApplyError::Fs(_) => 3,
+            ApplyError::Git(_) | ApplyError::Fs(_) | ApplyError::Environment(_) => 3,
             ApplyError::Cluster(e) => e.exit_code(),
             _ => 2,
         }
@@ -113,6 +118,8 @@ pub struct Options {
     /// Where release assets come from (a k3s binary, Flux's install
     /// manifest); `None` where the step needs none.
     pub upstream: Option<upkeep_upstream::Upstream>,
+    /// How a k3s step is applied.
+    pub k3s: K3sMethod,
 }
 
 impl Default for Options {
@@ -127,6 +134,7 @@ impl Default for Options {
             run_id: None,
             restore_point: None,
             upstream: None,
+            k3s: K3sMethod::Plan,
         }
     }
 }
@@ -161,6 +169,9 @@ pub async fn apply(
     cluster: Option<&Cluster>,
 ) -> Result<ApplyResult, ApplyError> {
     let started = Timestamp::now();
+    if let (ComponentKind::K3s, K3sMethod::Ssh(ssh)) = (step.component.kind, &opts.k3s) {
+        return ssh::apply(step, opts, ssh, cluster, started).await;
+    }
     match &opts.gitops {
         Some(dir) => gitops_apply(step, opts, dir, cluster, started).await,
         None => {
@@ -816,7 +827,9 @@ pub async fn rollback(
         ApplyMode::Ssh => {
             return Err(ApplyError::Unsupported {
                 component: done.component.to_string(),
-                why: "a k3s binary rolled over SSH is not rolled back by apply-update; restore the restore point"
+                why: "k3s refuses downgrades, so a binary rolled over SSH is not rolled back by apply-update: \
+                      restore the step's restore point; each node keeps its previous binary beside the \
+                      new one (`.upkeep-prev`) for recovery by hand"
                     .to_string(),
             });
         }

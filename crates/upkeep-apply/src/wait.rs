@@ -26,11 +26,15 @@ pub enum WaitError {
 
 const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 
-fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
-async fn list(cluster: &Cluster, group: &str, kind: &str) -> Result<Vec<Value>, KubeError> {
+pub(crate) async fn list(
+    cluster: &Cluster,
+    group: &str,
+    kind: &str,
+) -> Result<Vec<Value>, KubeError> {
     let res = cluster
         .resource(&ResourceRef::preferred(group, kind))
         .await?;
@@ -74,7 +78,7 @@ pub async fn request_reconcile(cluster: &Cluster) -> Result<(), KubeError> {
 
 /// Polls `probe` until it says done, fails, or `within` passes; logs each
 /// new state once.
-async fn poll<F, Fut>(
+pub(crate) async fn poll<F, Fut>(
     what: &str,
     within: Duration,
     every: Duration,
@@ -110,7 +114,7 @@ where
     }
 }
 
-enum State {
+pub(crate) enum State {
     Done,
     Waiting(String),
     Failed(String),

@@ -33,6 +33,71 @@ pub struct ConfigFile {
     pub snapshot: Option<SnapshotSection>,
     /// How `upkeep run` proves each step.
     pub run: Option<RunSection>,
+    /// How k3s itself is upgraded.
+    pub k3s: Option<K3sSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct K3sSection {
+    /// `plan` (default): edit the system-upgrade-controller Plans in the
+    /// GitOps checkout. `ssh`: download the release binary, check its
+    /// sha256, and roll it over SSH one node at a time, servers first.
+    pub method: Option<K3sMethodName>,
+    /// Used by `method: ssh`.
+    pub ssh: Option<SshSection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum K3sMethodName {
+    Plan,
+    Ssh,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshSection {
+    /// Login user (default `root`).
+    pub user: Option<String>,
+    /// Default 22.
+    pub port: Option<u16>,
+    /// Private key file; without one, the SSH agent and ~/.ssh/config decide.
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts to check node host keys against (default: the user's).
+    /// Unknown host keys are always refused.
+    pub known_hosts_file: Option<PathBuf>,
+    /// Run the node commands through `sudo -n` (default: true unless the user is root).
+    pub sudo: Option<bool>,
+    /// Where the k3s binary is on the nodes (default `/usr/local/bin/k3s`).
+    pub binary_path: Option<String>,
+    /// Restarts k3s on a server node (default `systemctl restart k3s`).
+    pub server_restart: Option<String>,
+    /// Restarts k3s on an agent node (default `systemctl restart k3s-agent`).
+    pub agent_restart: Option<String>,
+    /// How long each SSH connection may take to open (default `10s`).
+    pub connect_timeout: Option<String>,
+    /// How long a drain may take before the node is given up (default `5m`).
+    pub drain_timeout: Option<String>,
+    /// How long a node may take to come back Ready at the new version after
+    /// the restart (default `10m`).
+    pub node_timeout: Option<String>,
+    /// Per node (by Kubernetes node name): where to reach it and anything
+    /// that differs from the defaults above. Nodes not listed are reached at
+    /// their InternalIP.
+    pub nodes: Option<BTreeMap<String, SshNodeSection>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshNodeSection {
+    /// Address or name to connect to (default: the node's InternalIP).
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub binary_path: Option<String>,
+    /// The restart command for this node.
+    pub restart: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

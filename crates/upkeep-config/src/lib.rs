@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{
-    CacheSection, ClusterSection, ConfigFile, GitopsSection, HttpSection, LonghornSnapshot,
-    PolicyComponent, PolicySection, PolicyUpdate, RunSection, RunValidator, SnapshotSection,
-    UpstreamSection, UpstreamsSection, WindowSection,
+    CacheSection, ClusterSection, ConfigFile, GitopsSection, HttpSection, K3sMethodName,
+    K3sSection, LonghornSnapshot, PolicyComponent, PolicySection, PolicyUpdate, RunSection,
+    RunValidator, SnapshotSection, SshNodeSection, SshSection, UpstreamSection, UpstreamsSection,
+    WindowSection,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -95,6 +96,8 @@ pub struct Settings {
     /// `run`, with `stepTimeout` checked.
     pub run: RunSection,
     pub step_timeout: Duration,
+    /// `k3s`: how k3s itself is upgraded (durations checked where used).
+    pub k3s: K3sSection,
 }
 
 impl Settings {
@@ -388,6 +391,7 @@ pub fn resolve(
         snapshot: file.snapshot.clone().unwrap_or_default(),
         run,
         step_timeout,
+        k3s: file.k3s.clone().unwrap_or_default(),
     })
 }
 

@@ -265,6 +265,7 @@ pub fn demo(keep: bool) -> Result<Outcome, CliError> {
         lease_ttl: Duration::from_secs(60),
         maintenance: true,
         upstream: Some(upkeep_upstream::Upstream::from_settings(&settings).map_err(env)?),
+        k3s: Default::default(),
     };
     let store = upkeep_run::RunStore::new(&settings.state_dir);
     let record = runtime

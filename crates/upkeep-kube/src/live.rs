@@ -256,6 +256,44 @@ impl Cluster {
         })
     }
 
+    /// Evicts a pod through `pods/eviction` (policy/v1), as `kubectl drain`
+    /// does, so PodDisruptionBudgets are honoured: a budget that allows no
+    /// disruption now is an `Api` error with code 429, to retry later. A pod
+    /// already gone is not an error.
+    pub async fn evict(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        let target = format!("pod {namespace}/{name}");
+        let body = serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        let path = format!(
+            "/api/v1/namespaces/{}/pods/{}/eviction",
+            segment(namespace),
+            segment(name)
+        );
+        let request = http::Request::post(path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .map_err(|e| KubeError::InvalidObject {
+                op: "evict".to_string(),
+                target: target.clone(),
+                detail: e.to_string(),
+            })?;
+        match self
+            .call(
+                "evict",
+                &target,
+                self.client.request::<serde_json::Value>(request),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status_code() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn discovery(&self) -> Result<Arc<Discovery>, KubeError> {
         let mut cached = self.discovery.lock().await;
         if let Some(d) = cached.as_ref() {
@@ -750,4 +788,18 @@ impl ClusterRead for Cluster {
         let api = self.api_for(res, ns);
         self.call("get", &target, api.get_opt(name)).await
     }
+}
+
+/// A name as one URL path segment. Kubernetes names are DNS labels or
+/// subdomains, so this only guards against a malformed one reaching the path.
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -489,6 +489,7 @@ fn run_options(
                 }
             })?,
         ),
+        k3s: upkeep_apply::K3sMethod::from_settings(settings, None).map_err(CliError::usage)?,
     })
 }
 
@@ -573,6 +574,7 @@ fn dry_run(
             gitops: Some(scratch.path().to_path_buf()),
             dry_run: true,
             wait: false,
+            k3s: opts.k3s.clone(),
             ..upkeep_apply::Options::default()
         };
         let r = runtime
@@ -586,6 +588,11 @@ fn dry_run(
             step.index, step.component.kind, step.component, step.from, step.to, step.reason
         ));
         text.push_str(&upkeep_apply::render_edits(&r.edits));
+        if r.mode == upkeep_contract::ApplyMode::Ssh {
+            text.push_str(
+                "  no edit: the k3s binary is rolled over SSH, node by node, servers first\n",
+            );
+        }
         for e in &r.edits {
             let path = scratch.path().join(&e.path);
             let old = std::fs::read_to_string(&path)

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub maintenance: bool,
     /// Release assets for Flux and k3s steps.
     pub upstream: Option<upkeep_upstream::Upstream>,
+    /// How k3s steps are applied.
+    pub k3s: upkeep_apply::K3sMethod,
 }
 
 enum StepEnd {
@@ -335,6 +337,7 @@ fn apply_options(
         run_id: Some(run_id.to_string()),
         restore_point,
         upstream: opts.upstream.clone(),
+        k3s: opts.k3s.clone(),
     }
 }
 
