@@ -22,7 +22,7 @@ pub mod store;
 
 pub use engine::{RunOptions, Validators, resume, rollback_run, run, window_verdict};
 pub use scan::scan;
-pub use store::RunStore;
+pub use store::{RunObserver, RunStore};
 
 use std::path::Path;
 

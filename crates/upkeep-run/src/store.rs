@@ -5,6 +5,7 @@
 //! any stage can be re-run by hand from its saved input.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 use upkeep_contract::{RunRecord, UpdatePlan};
@@ -14,16 +15,46 @@ use crate::RunError;
 /// Files of the state directory are the operator's alone.
 const MODE: u32 = 0o600;
 
-#[derive(Debug, Clone)]
+/// Told of every saved transition of a run: the history database, the
+/// notifications, the metrics. An observer never fails the run; what it
+/// cannot do it logs.
+pub trait RunObserver: Send + Sync {
+    /// Called after `record` is safely on disk.
+    fn record_saved(&self, record: &RunRecord);
+}
+
+#[derive(Clone)]
 pub struct RunStore {
     root: PathBuf,
+    observers: Vec<Arc<dyn RunObserver>>,
+}
+
+impl std::fmt::Debug for RunStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStore")
+            .field("root", &self.root)
+            .field("observers", &self.observers.len())
+            .finish()
+    }
 }
 
 impl RunStore {
     pub fn new(state_dir: &Path) -> RunStore {
         RunStore {
             root: state_dir.to_path_buf(),
+            observers: Vec::new(),
         }
+    }
+
+    /// Adds an observer of every transition saved from now on.
+    pub fn observe(mut self, observer: Arc<dyn RunObserver>) -> RunStore {
+        self.observers.push(observer);
+        self
+    }
+
+    /// The state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn lock_path(&self) -> PathBuf {
@@ -56,7 +87,11 @@ impl RunStore {
     }
 
     pub fn save_record(&self, record: &RunRecord) -> Result<(), RunError> {
-        self.write(&self.run_dir(&record.run_id).join("run.json"), record)
+        self.write(&self.run_dir(&record.run_id).join("run.json"), record)?;
+        for o in &self.observers {
+            o.record_saved(record);
+        }
+        Ok(())
     }
 
     pub fn save_plan(&self, run_id: &str, plan: &UpdatePlan) -> Result<(), RunError> {
@@ -129,4 +164,39 @@ impl RunStore {
 fn set_private(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Seen(Mutex<Vec<String>>);
+
+    impl RunObserver for Seen {
+        fn record_saved(&self, record: &RunRecord) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {:?}", record.run_id, record.status));
+        }
+    }
+
+    #[test]
+    fn observers_see_each_saved_transition_after_it_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Seen(Mutex::new(Vec::new())));
+        let store = RunStore::new(dir.path()).observe(seen.clone());
+        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
+            "apiVersion": "upkeep.dev/v1alpha1", "kind": "RunRecord",
+            "runId": "r1", "startedAt": "2026-11-28T02:00:00Z",
+            "status": "running", "actor": "me", "steps": []
+        }))
+        .unwrap();
+        store.save_record(&record).unwrap();
+        record.status = upkeep_contract::RunStatus::Completed;
+        store.save_record(&record).unwrap();
+        assert_eq!(*seen.0.lock().unwrap(), ["r1 Running", "r1 Completed"]);
+        assert!(store.run_dir("r1").join("run.json").exists());
+    }
 }
