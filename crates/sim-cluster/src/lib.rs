@@ -17,6 +17,9 @@
 //! uses, so their writes get resourceVersions, generation rules and watch events like any
 //! client's.
 //!
+//! Fixture objects keep the `managedFields` they are written with (the record of who wrote
+//! them at which API version), as loading a cluster's history should.
+//!
 //! Not simulated: RBAC/admission (everything is allowed), value validation of schemas (types,
 //! enums, CEL; unknown fields *are* pruned or refused), CRD conversion webhooks (versions are
 //! served as stored, only `apiVersion` changes), protobuf bodies other than the v1

@@ -141,6 +141,8 @@ const BUILTINS: &[Builtin] = &[
     b("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false, &[], false, false),
     b("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false, &[], false, false),
     b("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, &[], true, false),
+    b("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", false, &[], true, false),
+    b("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", false, &[], true, false),
 ];
 
 /// The served resources, in discovery order.

@@ -815,6 +815,12 @@ impl Store {
         }
         enforce_schema(info, &mut obj, opts.strict_fields)?;
         let rv = inner.rv + 1;
+        // A fixture's managedFields are the history of who wrote it (and at
+        // which API version): kept as loaded, as a cluster would have them.
+        let loaded_fields = keep_status
+            .then(|| obj.pointer("/metadata/managedFields").cloned())
+            .flatten()
+            .filter(|m| m.as_array().is_some_and(|a| !a.is_empty()));
         {
             let meta = meta_mut(&mut obj);
             meta.insert("uid".to_string(), json!(new_uid()));
@@ -843,6 +849,9 @@ impl Store {
                 now: &now,
             },
         );
+        if let Some(mf) = loaded_fields {
+            meta_mut(&mut obj).insert("managedFields".to_string(), mf);
+        }
         if opts.dry_run {
             return Ok(Self::present(info, &obj));
         }

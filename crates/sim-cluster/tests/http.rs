@@ -339,7 +339,9 @@ async fn legacy_discovery_documents() {
         .iter()
         .filter(|r| r["name"].as_str().unwrap().starts_with("pods"))
         .collect();
-    assert_eq!(pods.len(), 2, "pods and pods/status");
+    assert_eq!(pods.len(), 3, "pods, pods/status and pods/eviction");
+    assert_eq!(pods[2]["name"], "pods/eviction");
+    assert_eq!(pods[2]["kind"], "Eviction");
     assert_eq!(pods[0]["shortNames"], json!(["po"]));
     assert_eq!(pods[0]["categories"], json!(["all"]));
     let (_, apps) = f.get("/apis/apps/v1").await;

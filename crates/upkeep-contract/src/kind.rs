@@ -67,9 +67,10 @@ constant_string!(RestoreResult, "RestoreResult");
 constant_string!(ValidationReport, "ValidationReport");
 constant_string!(ApplyResult, "ApplyResult");
 constant_string!(RunRecord, "RunRecord");
+constant_string!(ImpactReport, "ImpactReport");
 
 /// Every kind this build knows, in the order the schemas are listed.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     ComponentUpdates::VALUE,
     UpdateReport::VALUE,
     UpdatePlan::VALUE,
@@ -78,4 +79,5 @@ pub const KINDS: [&str; 8] = [
     ValidationReport::VALUE,
     ApplyResult::VALUE,
     RunRecord::VALUE,
+    ImpactReport::VALUE,
 ];

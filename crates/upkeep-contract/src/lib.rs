@@ -11,6 +11,7 @@
 
 mod apply;
 mod common;
+mod impact;
 pub mod kind;
 mod plan;
 mod reader;
@@ -29,6 +30,7 @@ pub use common::{
     DocError, EXCERPT_MAX_CHARS, Finding, Location, ObjectRef, SafeText, Severity, Timestamp,
     sanitize,
 };
+pub use impact::{Affected, ImpactReport, Risk, UpdateImpact, VolumeImpact};
 pub use kind::{API_VERSION, ApiVersion};
 pub use plan::{PlanStep, Reversibility, Unreachable, UpdatePlan};
 pub use reader::{ReadError, read_documents, read_kind};
@@ -114,6 +116,7 @@ document_kinds! {
     ValidationReport => "validation-report.json",
     ApplyResult => "apply-result.json",
     RunRecord => "run-record.json",
+    ImpactReport => "impact-report.json",
 }
 
 /// One document as one line of compact JSON (no trailing newline).

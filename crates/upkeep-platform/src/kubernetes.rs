@@ -139,6 +139,24 @@ const REMOVALS: &[Removal] = &[
     ),
 ];
 
+/// The Kubernetes minor in `(from, to]` that stops serving `api_version`
+/// for `kind`, with what to migrate to: `(minor, replacement)`.
+pub fn removed_between(
+    api_version: &str,
+    kind: &str,
+    from: MinorVersion,
+    to: MinorVersion,
+) -> Option<(u64, &'static str)> {
+    if from.major != 1 || to.major != 1 {
+        return None;
+    }
+    REMOVALS
+        .iter()
+        .filter(|r| r.minor > from.minor && r.minor <= to.minor)
+        .find(|r| applies(r, api_version, kind))
+        .map(|r| (r.minor, r.replacement))
+}
+
 fn applies(r: &Removal, api_version: &str, kind: &str) -> bool {
     r.api_version == api_version && (r.kinds.is_empty() || r.kinds.contains(&kind))
 }

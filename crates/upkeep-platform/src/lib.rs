@@ -31,6 +31,7 @@ use upkeep_upstream::UpstreamError;
 use upkeep_version::{MinorVersion, Version};
 
 pub use cluster::{ClusterObjects, ClusterSource, DumpFile, KubeCluster};
+pub use kubernetes::removed_between;
 
 /// Why the detector's inputs could not be read.
 #[derive(Debug, thiserror::Error)]

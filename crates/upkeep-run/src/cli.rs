@@ -52,6 +52,30 @@ pub enum Command {
         /// The UpdateReport (`-` for stdin), as merge-report writes it.
         #[arg(long, value_name = "FILE")]
         report: PathBuf,
+        /// Read the cluster (or --cluster-dump) and list in each step what it touches.
+        #[arg(long)]
+        impact: bool,
+        /// With --impact: cluster objects from `kubectl get -o json|yaml` files instead of the cluster.
+        #[arg(long, value_name = "FILE", requires = "impact")]
+        cluster_dump: Vec<PathBuf>,
+    },
+    /// What each update touches before it is applied: the workloads, volumes, Ingresses and
+    /// custom resources it reaches, APIs it removes (in Git and in managedFields), a risk level.
+    Impact {
+        /// An UpdateReport: each component's next hop.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "plan",
+            required_unless_present = "plan"
+        )]
+        report: Option<PathBuf>,
+        /// An UpdatePlan: each step.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Cluster objects from `kubectl get -o json|yaml` files instead of the cluster.
+        #[arg(long, value_name = "FILE")]
+        cluster_dump: Vec<PathBuf>,
     },
     /// Applies a plan step by step: restore point, validators, update, validators, rollback on a regression.
     Run(RunArgs),
@@ -214,10 +238,54 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
                 Outcome::Done
             }
         }
-        Command::Plan { report } => {
+        Command::Impact {
+            report,
+            plan,
+            cluster_dump,
+        } => {
+            let updates = match (&report, &plan) {
+                (Some(r), _) => {
+                    upkeep_impact::from_report(&upkeep_cli::read_document(r, "--report")?)
+                }
+                (None, Some(p)) => {
+                    upkeep_impact::from_plan(&upkeep_cli::read_document(p, "--plan")?)
+                }
+                (None, None) => return Err(CliError::usage("give --report FILE or --plan FILE")),
+            };
+            let (impacts, source) = impact_of(&common, &settings, &updates, &cluster_dump)?;
+            let doc = upkeep_impact::report(
+                impacts,
+                Some(source),
+                settings
+                    .gitops_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string()),
+            );
+            match common.output {
+                Format::Json => out.json_line(&doc)?,
+                Format::Text => out.text(&upkeep_impact::render_text(&doc))?,
+            }
+            Outcome::Done
+        }
+        Command::Plan {
+            report,
+            impact,
+            cluster_dump,
+        } => {
             let report: UpdateReport = upkeep_cli::read_document(&report, "--report")?;
             let policy = crate::policy::from_settings(&settings).map_err(run_error)?;
-            let plan = upkeep_plan::plan(&report, &policy, Timestamp::now());
+            let mut plan = upkeep_plan::plan(&report, &policy, Timestamp::now());
+            if impact {
+                let (impacts, _) = impact_of(
+                    &common,
+                    &settings,
+                    &upkeep_impact::from_plan(&plan),
+                    &cluster_dump,
+                )?;
+                for (step, i) in plan.steps.iter_mut().zip(impacts) {
+                    step.touches = i.affected.into_iter().map(|a| a.object).collect();
+                }
+            }
             match common.output {
                 Format::Json => out.json_line(&plan)?,
                 Format::Text => out.text(&plan_text(&plan))?,
@@ -383,6 +451,65 @@ fn verdict(record: &RunRecord) -> Outcome {
         RunStatus::Completed => Outcome::Done,
         _ => Outcome::Negative,
     }
+}
+
+/// The impact of `updates` on the cluster (or the dump files) and the
+/// GitOps checkout, and where the objects were read.
+fn impact_of(
+    common: &Common,
+    settings: &Settings,
+    updates: &[upkeep_impact::Update],
+    dumps: &[PathBuf],
+) -> Result<(Vec<upkeep_contract::UpdateImpact>, String), CliError> {
+    let impact_err = |e: upkeep_impact::ImpactError| match e.exit_code() {
+        2 => CliError::usage(e),
+        _ => CliError::environment(e),
+    };
+    let (objects, source) = if dumps.is_empty() {
+        with_cluster(common, settings, |cluster| async move {
+            let source = format!("cluster {}", cluster.server());
+            let objects = upkeep_impact::read_all(&cluster)
+                .await
+                .map_err(|e| RunError::Input(e.to_string()))?;
+            Ok((objects, source))
+        })?
+    } else {
+        let src = upkeep_kube::FileSource::load(dumps)
+            .map_err(|e| CliError::usage(format!("--cluster-dump: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+        let objects = runtime
+            .block_on(upkeep_impact::read_all(&src))
+            .map_err(impact_err)?;
+        (
+            objects,
+            format!(
+                "files {}",
+                dumps
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    };
+    let tree = match &settings.gitops_dir {
+        Some(dir) => {
+            Some(upkeep_gitops::scan(dir).map_err(|e| CliError::usage(format!("--gitops: {e}")))?)
+        }
+        None => None,
+    };
+    let impacts = upkeep_impact::analyze(
+        updates,
+        &upkeep_impact::Inputs {
+            objects,
+            gitops: tree.as_ref(),
+            now: None,
+        },
+    );
+    Ok((impacts, source))
 }
 
 fn with_cluster<T, F, Fut>(common: &Common, settings: &Settings, body: F) -> Result<T, CliError>
