@@ -74,7 +74,7 @@ pub async fn request_reconcile(cluster: &Cluster) -> Result<(), KubeError> {
 
 /// Polls `probe` until it says done, fails, or `within` passes; logs each
 /// new state once.
-async fn poll<F, Fut>(
+pub(crate) async fn poll<F, Fut>(
     what: &str,
     within: Duration,
     every: Duration,
@@ -110,7 +110,7 @@ where
     }
 }
 
-enum State {
+pub(crate) enum State {
     Done,
     Waiting(String),
     Failed(String),
@@ -206,6 +206,12 @@ pub async fn at_version(
         Watch::Plan { namespace, name } => {
             let what = format!("Plan {namespace}/{name} upgrading nodes to {to}");
             poll(&what, within, every, || plan(cluster, namespace, name, to)).await
+        }
+        Watch::FluxControllers(controllers) => {
+            crate::flux::wait_controllers(cluster, controllers, within, every).await
+        }
+        Watch::FluxInstance { namespace, name } => {
+            crate::flux::wait_instance(cluster, namespace, name, to, within, every).await
         }
     }
 }
