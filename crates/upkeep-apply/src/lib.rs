@@ -6,7 +6,10 @@
 //! value and nothing else (upkeep-edit), commits it with a structured
 //! message, pushes when asked, then asks Flux to reconcile and waits until
 //! the source has the commit, the Kustomizations have applied it and the
-//! HelmRelease or the Plan's nodes are at the new version. Direct mode
+//! HelmRelease or the Plan's nodes are at the new version. Flux itself is
+//! the exception to one line: its gotk-components.yaml is regenerated from
+//! the release's install manifest (a FluxInstance is one line again), and it
+//! is in when its controllers have rolled out ([`flux`]). Direct mode
 //! patches the object in the cluster with server-side apply and waits the
 //! same way. A rollback is a `git revert` of the step's commit (or the
 //! previous value patched back) and the same wait for the old version.
@@ -15,6 +18,7 @@
 //! written atomically, and put back when the commit fails.
 
 pub mod cli;
+pub mod flux;
 mod ssh;
 mod target;
 mod wait;
@@ -77,6 +81,8 @@ pub enum ApplyError {
     Fs(#[from] upkeep_fs::FsError),
     #[error(transparent)]
     Cluster(#[from] KubeError),
+    #[error(transparent)]
+    Upstream(#[from] upkeep_upstream::UpstreamError),
 }
 
 impl ApplyError {
@@ -86,6 +92,7 @@ impl ApplyError {
         match self {
             ApplyError::Git(_) | ApplyError::Fs(_) | ApplyError::Environment(_) => 3,
             ApplyError::Cluster(e) => e.exit_code(),
+            ApplyError::Upstream(e) if e.is_environment() => 3,
             _ => 2,
         }
     }
@@ -265,7 +272,25 @@ async fn gitops_apply(
     }
     // Every edit is made in memory and proven first; only then is a file written.
     let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for t in targets.iter().filter(|t| !t.is_at(&step.to)) {
+    let mut watches = distinct_watches(&targets);
+    if let Some(t) = targets.iter().find(|t| t.is_regenerated()) {
+        let r = flux::regenerate_target(t, dir, &step.to, opts).await?;
+        out.edits.extend(r.edits);
+        if let Some(text) = r.text {
+            out.objects.extend(r.controllers.iter().map(|c| ObjectRef {
+                api_version: "apps/v1".to_string(),
+                kind: "Deployment".to_string(),
+                namespace: Some(c.namespace.clone()),
+                name: c.name.clone(),
+            }));
+            watches = vec![Watch::FluxControllers(r.controllers)];
+            files.insert(t.path.clone(), (r.original, text));
+        }
+    }
+    for t in targets
+        .iter()
+        .filter(|t| !t.is_at(&step.to) && !t.is_regenerated())
+    {
         let entry = match files.get(&t.path) {
             Some(e) => e.clone(),
             None => {
@@ -340,11 +365,10 @@ async fn gitops_apply(
         }
         tracing::info!("pushed to origin");
     }
-    if let (Some(cluster), true) = (cluster, opts.wait) {
-        let watches = distinct_watches(&targets);
-        if let Err(e) = wait_gitops(cluster, &commit, &watches, &step.to, opts).await {
-            fail(&mut out, e)?;
-        }
+    if let (Some(cluster), true) = (cluster, opts.wait)
+        && let Err(e) = wait_gitops(cluster, &commit, &watches, &step.to, opts).await
+    {
+        fail(&mut out, e)?;
     }
     out.finished_at = Timestamp::now();
     Ok(out)
@@ -586,9 +610,10 @@ async fn cluster_targets(
         ComponentKind::Flux => {
             return Err(ApplyError::Unsupported {
                 component: component.to_string(),
-                why:
-                    "direct mode cannot update Flux itself; use `flux install` for the new version"
-                        .to_string(),
+                why: "direct mode cannot update Flux itself: give --gitops DIR (the checkout \
+                      with gotk-components.yaml or the FluxInstance), or run `flux install` \
+                      for the new version by hand"
+                    .to_string(),
             });
         }
     };

@@ -29,6 +29,11 @@ pub enum Watch {
     HelmRelease { namespace: String, name: String },
     /// A system-upgrade-controller Plan: the nodes it selects at the version.
     Plan { namespace: String, name: String },
+    /// Flux's own controllers as gotk-components.yaml names them: each
+    /// Deployment on its image and rolled out.
+    FluxControllers(Vec<crate::flux::Controller>),
+    /// A flux-operator FluxInstance: Ready at a revision of the version.
+    FluxInstance { namespace: String, name: String },
 }
 
 impl Target {
@@ -41,6 +46,11 @@ impl Target {
     /// Whether the value written is `version` (with or without a `v`).
     pub fn is_at(&self, version: &Version) -> bool {
         Version::parse(&self.written).is_ok_and(|w| same(&w, version))
+    }
+
+    /// gotk-components.yaml: regenerated whole, not edited on its line.
+    pub fn is_regenerated(&self) -> bool {
+        matches!(self.watch, Watch::FluxControllers(_))
     }
 }
 
@@ -142,13 +152,7 @@ pub fn locate(tree: &Tree, component: &Component) -> Result<Vec<Target>, ApplyEr
             }
             Ok(out)
         }
-        ComponentKind::Flux => Err(ApplyError::Unsupported {
-            component: component.to_string(),
-            why: "updating Flux itself means regenerating gotk-components.yaml from the \
-                  release's install manifest, which apply-update does not do yet; run \
-                  `flux install --export` for the new version by hand"
-                .to_string(),
-        }),
+        ComponentKind::Flux => crate::flux::locate(tree, component),
     }
 }
 

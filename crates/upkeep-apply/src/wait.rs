@@ -211,6 +211,12 @@ pub async fn at_version(
             let what = format!("Plan {namespace}/{name} upgrading nodes to {to}");
             poll(&what, within, every, || plan(cluster, namespace, name, to)).await
         }
+        Watch::FluxControllers(controllers) => {
+            crate::flux::wait_controllers(cluster, controllers, within, every).await
+        }
+        Watch::FluxInstance { namespace, name } => {
+            crate::flux::wait_instance(cluster, namespace, name, to, within, every).await
+        }
     }
 }
 

@@ -6,6 +6,14 @@
 //! A DaemonSet created by a client gets one pod per schedulable node (each with its own pod
 //! IP, so probes between nodes can be told apart) and its status counts; DaemonSets loaded
 //! with a status are left alone.
+//! A Deployment is rolled out: one created or changed by a client (no status, or a
+//! `metadata.generation` past the one it was loaded with) at once gets
+//! `status.observedGeneration` with `updatedReplicas: 0` (the old pods still serving), then,
+//! after the controller's `delay`, `replicas`, `updatedReplicas`, `readyReplicas` and
+//! `availableReplicas` equal to `spec.replicas` (default 1) and the `Available` and
+//! `Progressing` (`NewReplicaSetAvailable`) conditions, as kube-controller-manager reports a
+//! finished rollout. No ReplicaSets or pods are made for it. Deployments loaded with a status
+//! keep it until a client changes their spec.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -21,6 +29,7 @@ use crate::store::{Store, now};
 const KUBELET: &str = "kubelet";
 const JOB_CONTROLLER: &str = "job-controller";
 const DAEMONSET_CONTROLLER: &str = "daemon-set-controller";
+const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Stage {
@@ -38,6 +47,11 @@ pub(super) struct Workloads {
     daemonsets: HashSet<String>,
     /// Hands out pod IPs: the last octet, per node.
     next_ip: HashMap<String, u8>,
+    /// Deployments loaded with a status, by UID: the generation they were loaded with.
+    /// One whose spec a client changes (a new generation) is rolled out from then on.
+    loaded_deployments: HashMap<String, i64>,
+    /// UIDs of the Deployments this controller rolls out.
+    deployments: HashSet<String>,
 }
 
 impl Workloads {
@@ -49,6 +63,8 @@ impl Workloads {
             tracked: HashMap::new(),
             daemonsets: HashSet::new(),
             next_ip: HashMap::new(),
+            loaded_deployments: HashMap::new(),
+            deployments: HashSet::new(),
         }
     }
 
@@ -484,9 +500,122 @@ impl Workloads {
     }
 }
 
+impl Workloads {
+    fn deployments(&mut self, store: &Store) {
+        let Some(info) = resource(store, "apps", "deployments") else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        for d in list(store, &info) {
+            let uid = str_at(&d, "/metadata/uid").unwrap_or("").to_string();
+            seen.insert(uid.clone());
+            let generation = d
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let has_status = d
+                .get("status")
+                .and_then(Value::as_object)
+                .is_some_and(|s| !s.is_empty());
+            if !self.deployments.contains(&uid) {
+                match self.loaded_deployments.get(&uid) {
+                    Some(&loaded) if loaded == generation => continue,
+                    Some(_) => {}
+                    None if has_status => {
+                        // A picture of a running cluster, not ours to run until a client
+                        // changes it.
+                        self.loaded_deployments.insert(uid.clone(), generation);
+                        continue;
+                    }
+                    None => {}
+                }
+                self.loaded_deployments.remove(&uid);
+                self.deployments.insert(uid.clone());
+            }
+            if d.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let replicas = d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let old = d.get("status").cloned().unwrap_or_else(|| json!({}));
+            let count = |k: &str| old.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let t = now();
+            let done = old.get("observedGeneration").and_then(Value::as_i64) == Some(generation)
+                && count("replicas") == replicas
+                && count("updatedReplicas") == replicas
+                && count("availableReplicas") == replicas;
+            if done {
+                continue;
+            }
+            let name = name_of(&d);
+            let condition = |kind: &str, ok: bool, reason: &str, message: String| {
+                json!({"type": kind, "status": if ok { "True" } else { "False" },
+                    "reason": reason, "message": message,
+                    "lastUpdateTime": t, "lastTransitionTime": t})
+            };
+            let status = if self.delay.ready(&format!("rollout/{uid}/{generation}")) {
+                json!({
+                    "observedGeneration": generation,
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                    "conditions": [
+                        condition("Available", true, "MinimumReplicasAvailable",
+                            "Deployment has minimum availability.".to_string()),
+                        condition("Progressing", true, "NewReplicaSetAvailable",
+                            format!("ReplicaSet \"{name}\" has successfully progressed.")),
+                    ],
+                })
+            } else {
+                // The new ReplicaSet is coming up; the old pods still serve.
+                let available = count("availableReplicas");
+                json!({
+                    "observedGeneration": generation,
+                    "replicas": replicas,
+                    "updatedReplicas": 0,
+                    "readyReplicas": available,
+                    "availableReplicas": available,
+                    "unavailableReplicas": (replicas - available).max(0),
+                    "conditions": [
+                        condition("Available", available >= replicas, "MinimumReplicasAvailable",
+                            "Deployment has minimum availability.".to_string()),
+                        condition("Progressing", true, "ReplicaSetUpdated",
+                            format!("ReplicaSet \"{name}\" is progressing.")),
+                    ],
+                })
+            };
+            // Kept as it was while only the times would change: a quiet cluster stays quiet.
+            let same = |a: &Value, b: &Value| {
+                let strip = |v: &Value| {
+                    let mut v = v.clone();
+                    if let Some(cs) = v.get_mut("conditions").and_then(Value::as_array_mut) {
+                        for c in cs {
+                            if let Some(m) = c.as_object_mut() {
+                                m.remove("lastUpdateTime");
+                                m.remove("lastTransitionTime");
+                            }
+                        }
+                    }
+                    v
+                };
+                strip(a) == strip(b)
+            };
+            if !same(&old, &status) {
+                put_status(store, &info, &d, status, DEPLOYMENT_CONTROLLER);
+            }
+        }
+        self.loaded_deployments.retain(|u, _| seen.contains(u));
+        self.deployments.retain(|u| seen.contains(u));
+    }
+}
+
 impl Reconciler for Workloads {
     fn pass(&mut self, store: &Store) {
         jobs(store);
+        self.deployments(store);
         self.daemonsets(store);
         self.pods(store);
     }
@@ -558,6 +687,97 @@ mod tests {
         let ds = store.get(&ds_info, Some("default"), "probe").unwrap();
         assert_eq!(ds["status"]["desiredNumberScheduled"], 2);
         assert_eq!(ds["status"]["numberReady"], 2);
+    }
+
+    fn deployment(name: &str, image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "manager", "image": image}]}}}})
+    }
+
+    #[test]
+    fn a_deployment_changed_by_a_client_is_rolled_out_after_the_delay() {
+        let store = Store::new();
+        let info = resource(&store, "apps", "deployments").unwrap();
+        let mut loaded = deployment("loaded", "ghcr.io/fluxcd/helm-controller:v1.6.2");
+        loaded["status"] = json!({"observedGeneration": 1, "replicas": 3, "availableReplicas": 1});
+        store.load(&info, loaded).unwrap();
+        store
+            .create(
+                &info,
+                Some("flux-system"),
+                deployment("ours", "ghcr.io/fluxcd/source-controller:v1.9.3"),
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        let cfg: WorkloadsConfig = serde_json::from_value(json!({"delay": "300ms"})).unwrap();
+        let mut w = Workloads::new(&cfg, PodLogs::default());
+        let get = |name: &str| store.get(&info, Some("flux-system"), name).unwrap();
+        let counts = |d: &Value| {
+            let n = |k: &str| d["status"][k].as_i64().unwrap_or(-1);
+            (
+                n("observedGeneration"),
+                n("updatedReplicas"),
+                n("availableReplicas"),
+            )
+        };
+
+        w.pass(&store);
+        // Seen at once, not yet rolled out.
+        assert_eq!(counts(&get("ours")), (1, 0, 0));
+        std::thread::sleep(std::time::Duration::from_millis(350));
+        w.pass(&store);
+        let done = get("ours");
+        assert_eq!(counts(&done), (1, 2, 2));
+        assert_eq!(done["status"]["readyReplicas"], 2);
+        let rv = done["metadata"]["resourceVersion"].clone();
+        w.pass(&store);
+        assert_eq!(
+            get("ours")["metadata"]["resourceVersion"],
+            rv,
+            "a quiet pass wrote"
+        );
+
+        // A new image: a new generation, the old pods serve until the new ones are up.
+        let mut changed = get("ours");
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!("ghcr.io/fluxcd/source-controller:v1.9.4");
+        store
+            .update(
+                &info,
+                Some("flux-system"),
+                "ours",
+                changed,
+                false,
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        w.pass(&store);
+        assert_eq!(counts(&get("ours")), (2, 0, 2));
+        std::thread::sleep(std::time::Duration::from_millis(350));
+        w.pass(&store);
+        assert_eq!(counts(&get("ours")), (2, 2, 2));
+
+        // The loaded one keeps its picture until a client changes its spec.
+        assert_eq!(counts(&get("loaded")), (1, -1, 1));
+        let mut changed = get("loaded");
+        changed["spec"]["replicas"] = json!(1);
+        store
+            .update(
+                &info,
+                Some("flux-system"),
+                "loaded",
+                changed,
+                false,
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        w.pass(&store);
+        std::thread::sleep(std::time::Duration::from_millis(350));
+        w.pass(&store);
+        assert_eq!(counts(&get("loaded")), (2, 1, 1));
     }
 
     #[test]
