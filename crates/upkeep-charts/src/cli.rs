@@ -91,12 +91,14 @@ pub fn detect(args: &ChartsArgs) -> Result<(Vec<ComponentUpdates>, bool), CliErr
         .enable_all()
         .build()
         .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
-    let (state, cluster_failure) = match runtime.block_on(cluster_input.read()) {
+    let (state, cluster_failure) = match upkeep_cli::without_kube_errors(|| {
+        runtime.block_on(cluster_input.read()).map_err(Box::new)
+    }) {
         Ok(state) => (state, None),
         // The checkout still says what there is: report it, and what failed.
-        Err((e, target)) if e.is_environment() && tree.is_some() => (None, Some((e, target))),
-        Err((e, _)) if e.is_environment() => return Err(CliError::environment(e)),
-        Err((e, _)) => return Err(CliError::usage(e)),
+        Err(failed) if failed.0.is_environment() && tree.is_some() => (None, Some(*failed)),
+        Err(failed) if failed.0.is_environment() => return Err(CliError::environment(failed.0)),
+        Err(failed) => return Err(CliError::usage(failed.0)),
     };
     let options = crate::Options {
         kubernetes: kubernetes.or_else(|| state.as_ref().and_then(|s| s.kubernetes.clone())),

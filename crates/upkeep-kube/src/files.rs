@@ -52,6 +52,13 @@ impl FileSource {
             path: path.to_path_buf(),
             detail,
         };
+        if text.trim().is_empty() {
+            // kubectl writes an empty List, never nothing: this is not its output.
+            return Err(bad(
+                "empty: no objects (kubectl get ... -o json writes a List even when nothing matches)"
+                    .to_string(),
+            ));
+        }
         let docs = parse_documents(text).map_err(bad)?;
         for (i, doc) in docs.into_iter().enumerate() {
             let at = |detail: String| bad(format!("document {}: {detail}", i + 1));

@@ -68,14 +68,21 @@ impl DumpFile {
             what: self.path.display().to_string(),
             message,
         };
-        let meta = std::fs::metadata(&self.path).map_err(|e| bad(e.to_string()))?;
-        if meta.len() > DUMP_LIMIT_BYTES {
+        // Read through a limit, not by the file's size: a pipe (`/dev/stdin`,
+        // `<(kubectl get ...)`) has none.
+        let mut bytes = Vec::new();
+        std::fs::File::open(&self.path)
+            .and_then(|f| {
+                use std::io::Read;
+                f.take(DUMP_LIMIT_BYTES + 1).read_to_end(&mut bytes)
+            })
+            .map_err(|e| bad(e.to_string()))?;
+        if bytes.len() as u64 > DUMP_LIMIT_BYTES {
             return Err(bad(format!(
                 "larger than {} MiB",
                 DUMP_LIMIT_BYTES / (1024 * 1024)
             )));
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| bad(e.to_string()))?;
         let text = String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8: {e}")))?;
         // JSON (what kubectl -o json gives) is checked here first, for
         // messages that say where it is broken; YAML goes to the reader.
