@@ -24,7 +24,11 @@ need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_packages+=("$1"); }
 # not needed (the tests run their own nginx with -p DIR).
 # openssh-server, openssh-client: apply-update's `--k3s-method ssh` tests start their own sshd
 # on a loopback port (no system service is used).
-for p in git python3 docker-registry nginx-light dnsmasq-base openssh-server openssh-client; do need_apt "$p"; done
+# prometheus, prometheus-pushgateway: promtool checks and unit-tests the alerting rules; the
+# metrics tests start their own Pushgateway and Prometheus on loopback ports.
+# chromium: the history report test renders the HTML report headless and screenshots it.
+# python3-aiosmtpd: the notification tests' SMTP server (STARTTLS with a test CA).
+for p in git python3 docker-registry nginx-light dnsmasq-base openssh-server openssh-client prometheus prometheus-pushgateway chromium python3-aiosmtpd; do need_apt "$p"; done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "apt-get install ${apt_packages[*]}"
@@ -34,6 +38,13 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     say "missing Debian packages (run as root to install): ${apt_packages[*]}"
     exit 1
   fi
+fi
+
+# aiosmtpd for the python3 the tests start (first on PATH): Debian's python3 has it from
+# python3-aiosmtpd; another one (pyenv, say) gets it from PyPI.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  say "pip install aiosmtpd (for $(command -v python3))"
+  python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4,<2'
 fi
 
 # rustfmt and clippy: part of the toolchain, but a minimal install lacks them.

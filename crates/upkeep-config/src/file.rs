@@ -35,6 +35,10 @@ pub struct ConfigFile {
     pub run: Option<RunSection>,
     /// How k3s itself is upgraded.
     pub k3s: Option<K3sSection>,
+    /// Who is told about runs, windows and updates, and how.
+    pub notify: Option<crate::notify::NotifySection>,
+    /// Where the Prometheus metrics go: node_exporter's textfile collector, a Pushgateway.
+    pub metrics: Option<crate::metrics::MetricsSection>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

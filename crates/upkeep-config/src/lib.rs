@@ -7,6 +7,8 @@
 //! from, so a typo is one line, not a silent default.
 
 mod file;
+mod metrics;
+mod notify;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,11 @@ pub use file::{
     K3sSection, LonghornSnapshot, PolicyComponent, PolicySection, PolicyUpdate, RunSection,
     RunValidator, SnapshotSection, SshNodeSection, SshSection, UpstreamSection, UpstreamsSection,
     WindowSection,
+};
+pub use metrics::{MetricsSection, PushgatewaySection};
+pub use notify::{
+    ChannelKind, ChannelSection, ContactSection, NotifyEvent, NotifySection, SmtpTls,
+    TemplateSection,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -98,6 +105,10 @@ pub struct Settings {
     pub step_timeout: Duration,
     /// `k3s`: how k3s itself is upgraded (durations checked where used).
     pub k3s: K3sSection,
+    /// `notify`: checked (templates, durations, secrets) by upkeep-notify where used.
+    pub notify: NotifySection,
+    /// `metrics`: checked (URL, job, textfile name) by upkeep-metrics where used.
+    pub metrics: MetricsSection,
 }
 
 impl Settings {
@@ -392,6 +403,8 @@ pub fn resolve(
         run,
         step_timeout,
         k3s: file.k3s.clone().unwrap_or_default(),
+        notify: file.notify.clone().unwrap_or_default(),
+        metrics: file.metrics.clone().unwrap_or_default(),
     })
 }
 

@@ -19,6 +19,12 @@ use crate::{RunError, RunOptions, RunStore};
 pub enum Format {
     Json,
     Text,
+    /// `history` only: RFC 4180 CSV.
+    Csv,
+    /// `report` only (its text form).
+    Markdown,
+    /// `report` only: one self-contained page.
+    Html,
 }
 
 /// Flags every subcommand takes.
@@ -128,6 +134,22 @@ pub enum Command {
         #[arg(value_enum)]
         action: WindowAction,
     },
+    /// What upkeep did, one row per step of each recorded run (-o text|json|csv); `import`
+    /// adds runs saved before the history database existed.
+    History(upkeep_history::cli::HistoryArgs),
+    /// A month (or --since/--until) of history summed up: updates per component, success
+    /// rate, rollbacks, release to applied, run durations, failures by cause, components
+    /// falling behind (-o markdown|html|json).
+    Report(upkeep_history::cli::ReportArgs),
+    /// Notifications: `test` every channel, announce `updates` of a report or the next
+    /// maintenance `window`, print the emergency `runbook`.
+    Notify {
+        #[command(subcommand)]
+        action: upkeep_notify::cli::NotifyCommand,
+    },
+    /// Prometheus metrics of the updates on offer and of the runs: printed, written for
+    /// node_exporter's textfile collector (--textfile), pushed to a Pushgateway (--pushgateway).
+    Metrics(upkeep_metrics::cli::MetricsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +216,44 @@ fn duration(flag: &str, v: &str) -> Result<Duration, CliError> {
     upkeep_config::parse_duration(v).map_err(|e| CliError::usage(format!("{flag}: {e}")))
 }
 
+fn history_error(e: upkeep_history::HistoryError) -> CliError {
+    match e.exit_code() {
+        2 => CliError::usage(e),
+        _ => CliError::environment(e),
+    }
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Json => "json",
+        Format::Text => "text",
+        Format::Csv => "csv",
+        Format::Markdown => "markdown",
+        Format::Html => "html",
+    }
+}
+
+/// The history database is told of every saved transition of a run.
+impl crate::RunObserver for upkeep_history::HistoryObserver {
+    fn record_saved(&self, record: &RunRecord) {
+        self.record(record);
+    }
+}
+
+/// The metrics are written when a run ends.
+impl crate::RunObserver for upkeep_metrics::Exporter {
+    fn record_saved(&self, record: &RunRecord) {
+        upkeep_metrics::Exporter::record_saved(self, record);
+    }
+}
+
+/// Notifications are told of every saved transition of a run.
+impl crate::RunObserver for upkeep_notify::NotifyObserver {
+    fn record_saved(&self, record: &RunRecord) {
+        upkeep_notify::NotifyObserver::record_saved(self, record);
+    }
+}
+
 fn run_error(e: RunError) -> CliError {
     match e.exit_code() {
         2 => CliError::usage(e),
@@ -210,11 +270,46 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
         Some(&common.cluster),
         common.gitops.clone(),
     )?;
-    let store = RunStore::new(&settings.state_dir);
+    // csv, markdown and html are the history and report forms only.
+    if !matches!(command, Command::History(_) | Command::Report(_))
+        && !matches!(common.output, Format::Json | Format::Text)
+    {
+        return Err(CliError::usage(format!(
+            "-o {}: only `upkeep history` (csv) and `upkeep report` (markdown, html) write it",
+            format_name(common.output)
+        )));
+    }
+    let store = RunStore::new(&settings.state_dir).observe(std::sync::Arc::new(
+        upkeep_history::HistoryObserver::new(&settings.state_dir),
+    ));
+    // Only the commands that make runs load the notify section, so a bad
+    // one stops exactly those (exit 2 naming the key), before any change.
+    let notifier = match &command {
+        Command::Run(_) | Command::Resume { .. } | Command::Rollback { .. } => {
+            upkeep_notify::cli::observer(&settings)?
+        }
+        _ => None,
+    };
+    let store = match &notifier {
+        Some(n) => store.observe(n.clone()),
+        None => store,
+    };
+    // The metrics (upkeep.yaml `metrics`) are written again when a run ends.
+    let store = match &command {
+        Command::Run(_) | Command::Resume { .. } | Command::Rollback { .. } => {
+            match upkeep_metrics::cli::observer(&settings)? {
+                Some(m) => store.observe(std::sync::Arc::new(m)),
+                None => store,
+            }
+        }
+        _ => store,
+    };
     let mut out = Output::new();
     let outcome = match command {
         Command::Scan { save } => {
             let (report, degraded) = crate::scan::scan(&common.config, &common.cluster, &settings)?;
+            upkeep_notify::cli::after_scan(&settings, &report)?;
+            upkeep_metrics::cli::after_scan(&settings, &report);
             if let Some(path) = save {
                 upkeep_fs::atomic_write(
                     &path,
@@ -230,7 +325,7 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
             }
             match common.output {
                 Format::Json => out.json_line(&report)?,
-                Format::Text => out.text(&upkeep_report::render_text(&report))?,
+                _ => out.text(&upkeep_report::render_text(&report))?,
             }
             if degraded {
                 Outcome::Degraded
@@ -263,7 +358,7 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
             );
             match common.output {
                 Format::Json => out.json_line(&doc)?,
-                Format::Text => out.text(&upkeep_impact::render_text(&doc))?,
+                _ => out.text(&upkeep_impact::render_text(&doc))?,
             }
             Outcome::Done
         }
@@ -288,7 +383,7 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
             }
             match common.output {
                 Format::Json => out.json_line(&plan)?,
-                Format::Text => out.text(&plan_text(&plan))?,
+                _ => out.text(&plan_text(&plan))?,
             }
             Outcome::Done
         }
@@ -354,6 +449,44 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
                 }
             }
         }
+        Command::History(args) => {
+            let format = match common.output {
+                Format::Text => upkeep_history::cli::HistoryFormat::Text,
+                Format::Json => upkeep_history::cli::HistoryFormat::Json,
+                Format::Csv => upkeep_history::cli::HistoryFormat::Csv,
+                f => {
+                    return Err(CliError::usage(format!(
+                        "-o {}: `upkeep history` writes text, json or csv",
+                        format_name(f)
+                    )));
+                }
+            };
+            let text = upkeep_history::cli::history(&settings.state_dir, &args, format)
+                .map_err(history_error)?;
+            out.text(&text)?;
+            Outcome::Done
+        }
+        Command::Report(args) => {
+            let format = match common.output {
+                Format::Text | Format::Markdown => upkeep_history::cli::ReportFormat::Markdown,
+                Format::Html => upkeep_history::cli::ReportFormat::Html,
+                Format::Json => upkeep_history::cli::ReportFormat::Json,
+                Format::Csv => {
+                    return Err(CliError::usage(
+                        "-o csv: `upkeep report` writes markdown, html or json",
+                    ));
+                }
+            };
+            let text = upkeep_history::cli::report(
+                &settings.state_dir,
+                &args,
+                format,
+                jiff::Timestamp::now(),
+            )
+            .map_err(history_error)?;
+            out.text(&text)?;
+            Outcome::Done
+        }
         Command::Status { run } => {
             let id = match run {
                 Some(r) => r,
@@ -366,6 +499,13 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
             Outcome::Done
         }
         Command::Run(args) => run_cmd(&common, &settings, &store, args, &mut out)?,
+        Command::Notify { action } => upkeep_notify::cli::main(action, &settings, &mut out)?,
+        Command::Metrics(args) => {
+            if let Some(text) = upkeep_metrics::cli::run(&settings, &args)? {
+                out.text(&text)?;
+            }
+            Outcome::Done
+        }
         Command::Maintenance {
             action,
             reason,
@@ -443,6 +583,10 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
         }
     };
     out.flush()?;
+    // The last messages (run finished) go out before the process ends.
+    if let Some(n) = &notifier {
+        n.finish();
+    }
     Ok(outcome)
 }
 
@@ -746,7 +890,7 @@ fn dry_run(
                 out.json_line(d)?;
             }
         }
-        Format::Text => out.text(&format!("dry run: nothing was changed\n{text}"))?,
+        _ => out.text(&format!("dry run: nothing was changed\n{text}"))?,
     }
     Ok(Outcome::Done)
 }
@@ -809,7 +953,7 @@ fn plan_text(plan: &UpdatePlan) -> String {
 fn print_record(out: &mut Output, format: Format, r: &RunRecord) -> Result<(), CliError> {
     match format {
         Format::Json => out.json_line(r),
-        Format::Text => {
+        _ => {
             let mut s = format!(
                 "{}: {} (started {}",
                 r.run_id,
