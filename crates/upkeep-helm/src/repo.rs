@@ -10,6 +10,7 @@ use upkeep_http::{AuthScheme, BaseUrl, HttpError, Request, Token, UpstreamClient
 use upkeep_version::Version;
 use url::Url;
 
+use crate::chart::{ChartFiles, read_chart};
 use crate::index::{Charts, Index, IndexError, parse_index};
 
 /// Pages of a tag list followed at most; a registry that keeps sending
@@ -27,6 +28,9 @@ pub enum HelmError {
     Url { url: String, reason: String },
     #[error("OCI registry {url}: {reason}")]
     Registry { url: String, reason: String },
+    /// The index does not list that version, or its archive is not what it says.
+    #[error("{url}: {reason}")]
+    Chart { url: String, reason: String },
 }
 
 impl HelmError {
@@ -36,7 +40,7 @@ impl HelmError {
         match self {
             HelmError::Http(e) => e.is_environment(),
             HelmError::Registry { .. } => true,
-            HelmError::Index { .. } | HelmError::Url { .. } => false,
+            HelmError::Index { .. } | HelmError::Url { .. } | HelmError::Chart { .. } => false,
         }
     }
 }
@@ -107,6 +111,61 @@ impl Repositories {
             url: url.to_string(),
             source,
         })
+    }
+
+    /// The values and CRDs of `chart` at `version` from the repository at
+    /// `repo_url`: the archive the index lists for it (relative URLs against
+    /// the index, mirrors applied), checked against the index's sha256
+    /// digest when it gives one.
+    pub async fn chart(
+        &self,
+        repo_url: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<ChartFiles, HelmError> {
+        let index_url = self.index_url(repo_url)?;
+        let wanted = BTreeSet::from([chart.to_string()]);
+        let index = self.index(repo_url, &wanted).await?;
+        let missing = |reason: String| HelmError::Chart {
+            url: index_url.to_string(),
+            reason,
+        };
+        let entry = index
+            .entries
+            .get(chart)
+            .and_then(|vs| {
+                vs.iter()
+                    .find(|v| v.version == version || v.version.strip_prefix('v') == Some(version))
+            })
+            .ok_or_else(|| missing(format!("no {chart} {version} in the index")))?;
+        let first = entry
+            .urls
+            .first()
+            .ok_or_else(|| missing(format!("{chart} {version} lists no archive URL")))?;
+        let url = match Url::parse(first) {
+            Ok(abs) => Url::parse(&self.mirrored(abs.as_str())).unwrap_or(abs),
+            Err(_) => index_url
+                .join(first)
+                .map_err(|e| missing(format!("{chart} {version}: archive URL {first:?}: {e}")))?,
+        };
+        let body = self.http.get(&Request::new(url.clone())).await?.into_body();
+        let bad = |reason: String| HelmError::Chart {
+            url: url.to_string(),
+            reason,
+        };
+        if let Some(digest) = &entry.digest {
+            use sha2::Digest;
+            let got = hex::encode(sha2::Sha256::digest(&body));
+            if !got.eq_ignore_ascii_case(digest) {
+                return Err(bad(format!(
+                    "sha256 {got} is not the index's digest {digest}"
+                )));
+            }
+        }
+        tokio::task::spawn_blocking(move || read_chart(&body))
+            .await
+            .map_err(|e| bad(format!("reader stopped: {e}")))?
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// Every tag of the repository at `oci_url` (`oci://host/path/chart`),

@@ -21,6 +21,8 @@
 //! Everything here is a pure function of the objects it is given, so a
 //! `kubectl get -o json` dump gives the same answer as the live cluster.
 
+mod chart;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -50,6 +52,10 @@ pub struct Inputs<'a> {
     pub gitops: Option<&'a upkeep_gitops::Tree>,
     /// "Now", for the age of backups.
     pub now: Option<Timestamp>,
+    /// Each chart update's archives at `from` and `to` (keyed by the
+    /// component as shown, `namespace/name`), or why they could not be read.
+    pub charts:
+        BTreeMap<String, Result<(upkeep_helm::ChartFiles, upkeep_helm::ChartFiles), String>>,
 }
 
 /// Reading the cluster failed.
@@ -622,6 +628,13 @@ fn assess(u: &Update, ix: &Index, inputs: &Inputs) -> UpdateImpact {
         }
         ComponentKind::Flux => flux_objects(ix),
         ComponentKind::Chart => {
+            match inputs.charts.get(&u.component.to_string()) {
+                Some(Ok(pair)) => breaking.extend(chart::findings(u, pair, ix, inputs.gitops)),
+                Some(Err(why)) => recommendations.push(format!(
+                    "the chart's values keys and CRD versions were not compared: {why}"
+                )),
+                None => {}
+            }
             let mut affected = chart_objects(ix, &u.component);
             match chart_name(&u.component) {
                 "ingress-nginx" => affected.extend(ingress_nginx(ix)),

@@ -90,6 +90,7 @@ fn a_longhorn_update_touches_exactly_the_workloads_on_longhorn_volumes() {
             objects,
             gitops: None,
             now: Some(now),
+            ..Inputs::default()
         },
     );
     let i = &out[0];
@@ -156,6 +157,7 @@ fn a_kubernetes_minor_lists_removed_apis_from_git_and_managed_fields() {
             objects,
             gitops: Some(&tree),
             now: None,
+            ..Inputs::default()
         },
     );
     let i = &out[0];
@@ -237,6 +239,7 @@ fn ingress_nginx_reaches_its_ingresses_and_their_backends() {
             objects,
             gitops: None,
             now: None,
+            ..Inputs::default()
         },
     );
     let i = &out[0];

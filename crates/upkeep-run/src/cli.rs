@@ -1,5 +1,6 @@
 //! `upkeep`'s subcommands: plan, run, resume, status, rollback, window.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -645,15 +646,61 @@ fn impact_of(
         }
         None => None,
     };
+    let charts = chart_archives(settings, updates)?;
     let impacts = upkeep_impact::analyze(
         updates,
         &upkeep_impact::Inputs {
             objects,
             gitops: tree.as_ref(),
             now: None,
+            charts,
         },
     );
     Ok((impacts, source))
+}
+
+/// Both archives of each chart update from a Helm repository over HTTP(S)
+/// (OCI charts are not fetched), for the values and CRD comparison; a chart
+/// that cannot be read is said in its impact, not an error of the command.
+#[allow(clippy::type_complexity)]
+fn chart_archives(
+    settings: &Settings,
+    updates: &[upkeep_impact::Update],
+) -> Result<
+    BTreeMap<String, Result<(upkeep_helm::ChartFiles, upkeep_helm::ChartFiles), String>>,
+    CliError,
+> {
+    let wanted: Vec<(&upkeep_impact::Update, &upkeep_contract::Source)> = updates
+        .iter()
+        .filter(|u| u.component.kind == upkeep_contract::ComponentKind::Chart)
+        .filter_map(|u| u.component.source.as_ref().map(|s| (u, s)))
+        .filter(|(_, s)| s.url.starts_with("http://") || s.url.starts_with("https://"))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let http = upkeep_http::UpstreamClient::new(upkeep_upstream::client_config(settings))
+        .map_err(|e| CliError::usage(format!("HTTP client: {e}")))?;
+    let repos = upkeep_helm::Repositories::new(http, settings.helm_mirrors.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::environment(format!("cannot start the async runtime: {e}")))?;
+    Ok(runtime.block_on(async {
+        let mut out = BTreeMap::new();
+        for (u, src) in wanted {
+            let chart = src.chart.as_deref().unwrap_or(&u.component.name);
+            let (from, to) = (u.from.to_string(), u.to.to_string());
+            let pair = futures_util::future::try_join(
+                repos.chart(&src.url, chart, &from),
+                repos.chart(&src.url, chart, &to),
+            )
+            .await
+            .map_err(|e| upkeep_redact::redact(&e.to_string()));
+            out.insert(u.component.to_string(), pair);
+        }
+        out
+    }))
 }
 
 fn with_cluster<T, F, Fut>(common: &Common, settings: &Settings, body: F) -> Result<T, CliError>

@@ -258,19 +258,25 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// The shared HTTP client's configuration from resolved settings: cache
+/// directory, offline mode, timeouts, retries and the size limit.
+pub fn client_config(settings: &Settings) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: settings.connect_timeout,
+        timeout: settings.timeout,
+        max_retries: settings.retries,
+        max_body_bytes: settings.max_body_bytes,
+        cache_dir: Some(settings.cache_dir.clone()),
+        offline: settings.offline,
+        ..ClientConfig::default()
+    }
+}
+
 impl Upstream {
     /// Builds the client from resolved settings: base URLs, cache directory,
     /// offline mode, timeouts, retries, size limit and the token's source.
     pub fn from_settings(settings: &Settings) -> Result<Upstream, UpstreamError> {
-        let config = ClientConfig {
-            connect_timeout: settings.connect_timeout,
-            timeout: settings.timeout,
-            max_retries: settings.retries,
-            max_body_bytes: settings.max_body_bytes,
-            cache_dir: Some(settings.cache_dir.clone()),
-            offline: settings.offline,
-            ..ClientConfig::default()
-        };
+        let config = client_config(settings);
         let github = BaseUrl::parse(&settings.github_api)?;
         let token = match &settings.github_token {
             TokenSource::None => None,
