@@ -42,6 +42,9 @@ pub struct Update {
     /// What the detectors already found against this hop (removed Flux
     /// APIs, stored versions...), carried into `breaking`.
     pub blockers: Vec<Finding>,
+    /// What the release notes of the versions in (from, to] say must be
+    /// done (Longhorn's migration requirements, upgrade notices), by version.
+    pub notes: Vec<(Version, SafeText)>,
 }
 
 /// What the analysis reads.
@@ -608,6 +611,9 @@ fn assess(u: &Update, ix: &Index, inputs: &Inputs) -> UpdateImpact {
     let mut storage = Vec::new();
     let mut recommendations: Vec<String> = Vec::new();
     let mut breaking = u.blockers.clone();
+    for (v, note) in &u.notes {
+        recommendations.push(format!("the release notes of {v} say: {}", note.as_str()));
+    }
     let mut affected = match u.component.kind {
         ComponentKind::Longhorn => {
             let (a, st) = longhorn(ix);
@@ -766,6 +772,7 @@ pub fn from_report(r: &upkeep_contract::UpdateReport) -> Vec<Update> {
                     to: h.to.clone(),
                     update: h.update,
                     blockers: h.blockers.clone(),
+                    notes: notes_between(c, &h.from, &h.to),
                 }),
                 None => c.candidates.iter().find(|x| x.allowed).map(|x| Update {
                     component: c.component.clone(),
@@ -773,10 +780,32 @@ pub fn from_report(r: &upkeep_contract::UpdateReport) -> Vec<Update> {
                     to: x.version.clone(),
                     update: x.update,
                     blockers: Vec::new(),
+                    notes: notes_between(c, &current, &x.version),
                 }),
             }
         })
         .collect()
+}
+
+/// The breaking reasons the release notes of each version in (from, to] give.
+fn notes_between(
+    c: &upkeep_contract::ComponentUpdates,
+    from: &Version,
+    to: &Version,
+) -> Vec<(Version, SafeText)> {
+    let mut out: Vec<(Version, SafeText)> = c
+        .candidates
+        .iter()
+        .filter(|x| x.version > *from && x.version <= *to)
+        .flat_map(|x| {
+            x.breaking
+                .iter()
+                .flat_map(|b| b.reasons.iter())
+                .map(|r| (x.version.clone(), r.clone()))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The updates of a plan's steps.
@@ -789,6 +818,7 @@ pub fn from_plan(p: &upkeep_contract::UpdatePlan) -> Vec<Update> {
             to: s.to.clone(),
             update: s.update,
             blockers: Vec::new(),
+            notes: Vec::new(),
         })
         .collect()
 }

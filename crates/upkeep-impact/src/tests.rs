@@ -57,6 +57,7 @@ fn update(component: Component, from: &str, to: &str, u: UpdateType) -> Update {
         to: Version::parse(to).unwrap(),
         update: u,
         blockers: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -290,4 +291,39 @@ fn report_hops_become_updates_with_their_blockers() {
     let out = analyze(&ups[1..], &Inputs::default());
     assert_eq!(out[0].breaking[0].code, "removed-api");
     assert_eq!(out[0].risk, Risk::High);
+}
+
+#[test]
+fn release_note_requirements_of_every_version_crossed_become_recommendations() {
+    let r: upkeep_contract::UpdateReport = serde_json::from_value(serde_json::json!({
+        "apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdateReport",
+        "generatedAt": "2026-11-28T04:00:00Z",
+        "summary": {"components": 1, "withUpdates": 1, "patch": 0, "minor": 1, "major": 0,
+                    "security": 0, "breaking": 1, "blocked": 0, "errors": 0},
+        "components": [
+            {"apiVersion": "upkeep.dev/v1alpha1", "kind": "ComponentUpdates",
+             "component": {"kind": "longhorn", "name": "longhorn"},
+             "current": {"version": "v1.11.2"},
+             "candidates": [
+                {"version": "v1.12.1", "update": "minor", "allowed": true,
+                 "breaking": {"reasons": ["a later note"]}},
+                {"version": "v1.12.0", "update": "minor", "allowed": true,
+                 "breaking": {"reasons": ["V2 volumes created from backing images must be migrated before upgrading"]}},
+                {"version": "v1.11.2", "update": "patch", "allowed": true,
+                 "breaking": {"reasons": ["the version running now"]}}],
+             "path": [{"from": "v1.11.2", "to": "v1.12.0", "update": "minor"}],
+             "checkedAt": "2026-11-28T04:00:00Z"}
+        ]
+    }))
+    .unwrap();
+    let ups = from_report(&r);
+    assert_eq!(ups[0].notes.len(), 1, "only (from, to] counts");
+    let out = analyze(&ups, &Inputs::default());
+    let recs: Vec<&str> = out[0].recommendations.iter().map(|r| r.as_str()).collect();
+    assert!(
+        recs.contains(
+            &"the release notes of v1.12.0 say: V2 volumes created from backing images must be migrated before upgrading"
+        ),
+        "{recs:?}"
+    );
 }
