@@ -91,7 +91,7 @@ pub enum Verb {
 }
 
 impl Verb {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verb::Get => "get",
             Verb::List => "list",
@@ -316,7 +316,7 @@ impl Faults {
 pub(crate) struct ConnKill(pub Arc<Notify>);
 
 /// The Kubernetes verb of a request, as RBAC would name it.
-fn request_verb(method: &Method, path: &str, query: Option<&str>) -> Verb {
+pub(crate) fn request_verb(method: &Method, path: &str, query: Option<&str>) -> Verb {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let rest: &[&str] = match segs.as_slice() {
         ["api", _, rest @ ..] => rest,

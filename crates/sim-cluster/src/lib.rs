@@ -36,6 +36,7 @@ mod fixture;
 mod openapi;
 mod patch;
 mod protobuf;
+mod requests;
 mod resources;
 mod schema;
 mod selectors;

@@ -186,14 +186,19 @@ impl Drop for SimCluster {
     }
 }
 
-/// The middleware chain. Layers run outermost first: auth, then fault injection (which also
-/// answers `/_admin/faults`), then the API. Faults come after auth so they hit
-/// authenticated traffic only.
+/// The middleware chain. Layers run outermost first: auth, then the request log (which
+/// answers `/_admin/requests`), then fault injection (which answers `/_admin/faults`), then
+/// the API. Faults come after auth so they hit authenticated traffic only; the log sees
+/// every request a client made, faulted or not.
 fn router(app: Arc<App>, faults: Arc<Faults>) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(faults, faults::layer))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(crate::requests::Requests::default()),
+            crate::requests::layer,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
 }
