@@ -9,6 +9,7 @@
 //! which treats a closed pipe (`| head`) as a normal end.
 
 mod error;
+mod generate;
 mod input;
 mod logging;
 mod output;
@@ -17,6 +18,7 @@ mod quiet;
 mod settings;
 
 pub use error::{CliError, ErrorKind, Outcome};
+pub use generate::KINDS as GENERATE_KINDS;
 pub use input::{INPUT_LIMIT_BYTES, read_document, read_inputs};
 pub use logging::{LogArgs, LogFormat, init_logging};
 pub use output::{Format, Output};
@@ -57,6 +59,16 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+    if let Some(code) = generate::generate(
+        name,
+        &argv,
+        A::command(),
+        &mut std::io::stdout().lock(),
+        err,
+    ) {
+        return code;
+    }
     let args = match A::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => return clap_error(name, e, err),
