@@ -82,6 +82,8 @@ pub fn detect(args: &ChartsArgs) -> Result<(Vec<ComponentUpdates>, bool), CliErr
         max_body_bytes: settings.max_body_bytes,
         cache_dir: Some(settings.cache_dir.clone()),
         offline: settings.offline,
+        extra_root_certs_pem: settings.extra_ca_pem.clone(),
+        danger_accept_invalid_certs: settings.insecure_skip_tls_verify,
         ..ClientConfig::default()
     })
     .map_err(|e| CliError::usage(format!("HTTP client: {e}")))?;

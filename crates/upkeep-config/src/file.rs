@@ -133,6 +133,12 @@ pub struct HttpSection {
     pub retries: Option<u32>,
     /// e.g. `64MiB`.
     pub max_body_size: Option<String>,
+    /// PEM files of extra root CAs trusted for upstreams and mirrors (a mirror behind your
+    /// own CA), on top of the system's.
+    pub ca_files: Option<Vec<PathBuf>>,
+    /// Turns TLS certificate verification off for upstreams and mirrors. Anyone on the
+    /// path can then feed upkeep forged releases: use `caFiles` instead. Every run warns.
+    pub insecure_skip_tls_verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

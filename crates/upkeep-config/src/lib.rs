@@ -89,6 +89,10 @@ pub struct Settings {
     pub timeout: Duration,
     pub retries: u32,
     pub max_body_bytes: u64,
+    /// `http.caFiles`, read: PEM bundles of extra root CAs.
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// `http.insecureSkipTlsVerify`.
+    pub insecure_skip_tls_verify: bool,
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub gitops_dir: Option<PathBuf>,
@@ -328,6 +332,22 @@ pub fn resolve(
         Some(v) => parse_size(v).map_err(|m| ConfigError::new(key("http.maxBodySize"), m))?,
         None => 64 * 1024 * 1024,
     };
+    let mut extra_ca_pem = Vec::new();
+    for (i, f) in http.ca_files.iter().flatten().enumerate() {
+        let pem = std::fs::read(f).map_err(|e| {
+            ConfigError::new(
+                key(&format!("http.caFiles[{i}]")),
+                format!("{}: {e}", f.display()),
+            )
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ConfigError::new(
+                key(&format!("http.caFiles[{i}]")),
+                format!("{}: no PEM certificate in it", f.display()),
+            ));
+        }
+        extra_ca_pem.push(pem);
+    }
     let retries = http.retries.unwrap_or(3);
     if retries > 10 {
         return Err(ConfigError::new(
@@ -385,6 +405,8 @@ pub fn resolve(
         timeout,
         retries,
         max_body_bytes,
+        extra_ca_pem,
+        insecure_skip_tls_verify: http.insecure_skip_tls_verify.unwrap_or(false),
         kubeconfig: flags
             .kubeconfig
             .clone()
