@@ -230,8 +230,15 @@ fn revision(k: &Value, objects: &Objects, out: &mut Checks) {
     let refs = vec![ObjectRef::of(k), ObjectRef::of(source)];
     let applied = str_at(k, "/status/lastAppliedRevision");
     let artifact = str_at(source, "/status/artifact/revision");
+    let suspended = k.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
     let (status, detail) = match (applied, artifact) {
         (Some(a), Some(s)) if a == s => (CheckStatus::Pass, format!("{who} applied {a}")),
+        // Suspended (by the operator, or by upkeep's maintenance freeze for the
+        // objects a step does not touch), it is meant to stay where it is.
+        (Some(a), Some(s)) if suspended => (
+            CheckStatus::Warn,
+            format!("{who} is suspended at {a}; its source has {s}: it catches up when resumed"),
+        ),
         (Some(a), Some(s)) => (
             CheckStatus::Fail,
             format!("{who} applied {a} but its source has {s}: it is behind Git"),
@@ -479,8 +486,19 @@ mod tests {
             "{}",
             r.2
         );
-        let got = run(vec![git, ks("main@sha1:new")]);
+        let got = run(vec![git.clone(), ks("main@sha1:new")]);
         assert!(got.iter().all(|c| c.1 == CheckStatus::Pass), "{got:?}");
+        // Suspended (the maintenance freeze suspends what a step does not
+        // touch), being behind is expected: a warning, not a regression.
+        let mut frozen = ks("main@sha1:old");
+        frozen["spec"]["suspend"] = json!(true);
+        let got = run(vec![git, frozen]);
+        let r = got
+            .iter()
+            .find(|c| c.0 == "flux/kustomization-revision")
+            .unwrap();
+        assert_eq!(r.1, CheckStatus::Warn, "{}", r.2);
+        assert!(r.2.contains("catches up when resumed"), "{}", r.2);
     }
 
     #[test]
