@@ -127,7 +127,7 @@ struct VerifyArgs {
 
 #[derive(Debug, clap::Args)]
 struct DirArgs {
-    /// Directory of restore points (default: <state dir>/snapshots).
+    /// Directory of restore points (default: snapshot.dir of upkeep.yaml, else <state dir>/restore-points, where `upkeep run` writes them).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
@@ -256,6 +256,12 @@ fn run(args: Args) -> Result<Outcome, CliError> {
         }
         Command::List(d) => {
             let dir = snapshots_dir(&d, &settings);
+            if d.dir.is_none() && !dir.exists() {
+                // Nothing was ever written there: no restore points yet.
+                tracing::info!("no restore points yet ({} does not exist)", dir.display());
+                out.flush()?;
+                return Ok(Outcome::Done);
+            }
             let points = upkeep_snapshot::list(&dir).map_err(snapshot_error)?;
             for p in &points {
                 out.text(&format!(
@@ -272,6 +278,11 @@ fn run(args: Args) -> Result<Outcome, CliError> {
         }
         Command::Prune(p) => {
             let dir = snapshots_dir(&p.dir, &settings);
+            if p.dir.dir.is_none() && !dir.exists() {
+                tracing::info!("no restore points yet ({} does not exist)", dir.display());
+                out.flush()?;
+                return Ok(Outcome::Done);
+            }
             let gone = upkeep_snapshot::prune(&dir, p.keep, p.dry_run).map_err(snapshot_error)?;
             let verb = if p.dry_run { "would remove" } else { "removed" };
             for g in &gone {
@@ -301,7 +312,7 @@ fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
 fn snapshots_dir(d: &DirArgs, settings: &upkeep_config::Settings) -> PathBuf {
     d.dir
         .clone()
-        .unwrap_or_else(|| settings.state_dir.join("snapshots"))
+        .unwrap_or_else(|| settings.restore_point_dir())
 }
 
 fn duration(flag: &str, s: &str) -> Result<Duration, CliError> {

@@ -386,6 +386,29 @@ fn list_and_prune_keep_the_newest() {
         .args(["prune", "--keep", "0", "--dir"])
         .arg(&dir));
     assert_eq!(code, 2, "{stderr}");
+
+    // Without --dir: where `upkeep run` writes them, <stateDir>/restore-points.
+    let cfg = tmp.path().join("upkeep.yaml");
+    std::fs::write(
+        &cfg,
+        format!("stateDir: {}\n", tmp.path().join("state").display()),
+    )
+    .unwrap();
+    let default_list = || run(tool(BIN, tmp.path()).arg("--config").arg(&cfg).arg("list"));
+    let (code, stdout, stderr) = default_list();
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, ""),
+        "no restore points yet: {stderr}"
+    );
+    std::fs::create_dir_all(tmp.path().join("state")).unwrap();
+    std::fs::rename(&dir, tmp.path().join("state/restore-points")).unwrap();
+    let (code, stdout, stderr) = default_list();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.lines().count() == 1 && stdout.contains("state/restore-points/three"),
+        "{stdout}"
+    );
 }
 
 #[test]

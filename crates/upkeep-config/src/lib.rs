@@ -116,6 +116,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Where restore points go and are listed from: `snapshot.dir`, else
+    /// `<stateDir>/restore-points` (what `upkeep run` writes and
+    /// `snapshot list|prune` read).
+    pub fn restore_point_dir(&self) -> PathBuf {
+        self.snapshot
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("restore-points"))
+    }
+
     /// How an error names a key of the file that was read, e.g.
     /// ``upkeep.yaml: key `policy.pins.podinfo` ``.
     pub fn key(&self, k: &str) -> String {

@@ -739,13 +739,7 @@ fn run_options(
     how: &HowArgs,
     emergency: Option<String>,
 ) -> Result<RunOptions, CliError> {
-    let snapshot_dir = (!how.no_restore_point).then(|| {
-        settings
-            .snapshot
-            .dir
-            .clone()
-            .unwrap_or_else(|| settings.state_dir.join("restore-points"))
-    });
+    let snapshot_dir = (!how.no_restore_point).then(|| settings.restore_point_dir());
     let validators = settings
         .run
         .validators
