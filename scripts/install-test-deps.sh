@@ -28,7 +28,8 @@ need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_packages+=("$1"); }
 # metrics tests start their own Pushgateway and Prometheus on loopback ports.
 # chromium: the history report test renders the HTML report headless and screenshots it.
 # python3-aiosmtpd: the notification tests' SMTP server (STARTTLS with a test CA).
-for p in git python3 docker-registry nginx-light dnsmasq-base openssh-server openssh-client prometheus prometheus-pushgateway chromium python3-aiosmtpd; do need_apt "$p"; done
+# jq, sqlite3: the commands of docs/ (scripts/pipelines/docs-examples.sh runs them) use them.
+for p in git python3 jq sqlite3 docker-registry nginx-light dnsmasq-base openssh-server openssh-client prometheus prometheus-pushgateway chromium python3-aiosmtpd; do need_apt "$p"; done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "apt-get install ${apt_packages[*]}"
