@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_detect-longhorn");
 
@@ -149,5 +150,95 @@ fn known_bad_from_upkeep_yaml_and_the_flag() {
         sim.cmd(BIN)
             .args(["--current", "v1.9.2", "--known-bad", "x"]),
         "--known-bad",
+    );
+}
+
+/// A copy of testdata/upstream into `dir` whose Longhorn v1.12.0 notes carry
+/// terminal escape sequences (clear screen, a window title, a hyperlink).
+fn hostile_upstream(dir: &std::path::Path) -> std::path::PathBuf {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let t = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy(&p, &t);
+            } else {
+                std::fs::copy(&p, &t).unwrap();
+            }
+        }
+    }
+    let root = dir.join("upstream");
+    copy(&sim_upstream::workspace_fixture(), &root);
+    let rel = root.join("github/longhorn/longhorn/releases.json");
+    let mut releases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rel).unwrap()).unwrap();
+    let r = releases
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["tag_name"] == "v1.12.0")
+        .unwrap();
+    let body = r["body"].as_str().unwrap().replace(
+        "V2 Backing Images are removed in Longhorn v1.12.0",
+        "V2 Backing Images are \u{1b}[2J\u{1b}]0;pwned\u{7}removed \u{1b}]8;;https://evil.example\u{1b}\\in\u{1b}]8;;\u{1b}\\ Longhorn\u{9b}31m v1.12.0",
+    );
+    assert!(body.contains('\u{1b}'), "the notes were changed");
+    r["body"] = body.into();
+    std::fs::write(&rel, releases.to_string()).unwrap();
+    root
+}
+
+#[test]
+fn escape_sequences_in_release_notes_never_reach_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start_with(hostile_upstream(tmp.path()));
+    let out = sim
+        .cmd(BIN)
+        .args(["--current", "v1.11.2", "--target", "v1.12.0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8(out.stdout).unwrap();
+    // The sentence made it through, without what a terminal would act on.
+    assert!(
+        json.contains("V2 Backing Images are removed in Longhorn v1.12.0"),
+        "{json}"
+    );
+    for bad in [
+        "\u{1b}",
+        "\\u001b",
+        "\u{7}",
+        "\\u0007",
+        "\u{9b}",
+        "pwned\u{7}",
+    ] {
+        assert!(!json.contains(bad), "{bad:?} in {json}");
+    }
+    let text = Command::new(
+        env!("CARGO_BIN_EXE_detect-longhorn").replace("detect-longhorn", "merge-report"),
+    )
+    .args(["-o", "text"])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .and_then(|mut c| {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(json.as_bytes())?;
+        c.wait_with_output()
+    })
+    .unwrap();
+    let shown = String::from_utf8(text.stdout).unwrap();
+    assert!(shown.contains("v1.12.0"), "{shown}");
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{shown:?}"
     );
 }

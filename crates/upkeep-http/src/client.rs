@@ -356,17 +356,20 @@ impl UpstreamClient {
     async fn attempt(&self, req: &Request, cached: Option<&Entry>) -> Result<Outcome, Failure> {
         let mut url = req.url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            tracing::debug!(url = %shown(&url), "GET");
             let mut builder = self.inner.http.get(url.clone());
             if let Some(accept) = &req.accept {
                 builder = builder.header(ACCEPT, accept);
             }
+            let mut authorized = false;
             if let Some(token) = &req.token
                 && token.applies_to(&url)
                 && let Some(value) = token.header_value()
             {
                 builder = builder.header(AUTHORIZATION, value);
+                authorized = true;
             }
+            // Whether a token went along, never the token.
+            tracing::debug!(url = %shown(&url), authorized, "GET");
             if let Some(entry) = cached {
                 if let Some(etag) = &entry.etag {
                     builder = builder.header(IF_NONE_MATCH, etag);

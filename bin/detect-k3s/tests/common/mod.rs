@@ -18,15 +18,18 @@ pub struct Sim {
 
 impl Sim {
     pub fn start() -> Sim {
+        Sim::start_with(sim_upstream::workspace_fixture())
+    }
+
+    /// Serving `fixture` (a changed copy of testdata/upstream, say).
+    pub fn start_with(fixture: std::path::PathBuf) -> Sim {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let sim = runtime
-            .block_on(SimUpstream::start(SimOptions::new(
-                sim_upstream::workspace_fixture(),
-            )))
+            .block_on(SimUpstream::start(SimOptions::new(fixture)))
             .unwrap();
         Sim {
             sim,
