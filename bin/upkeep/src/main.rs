@@ -14,7 +14,7 @@ use upkeep_run::cli::{Command, Common, main as run};
 /// run holding the lock, or outside the maintenance window), 3 when the cluster or git
 /// cannot be reached.
 #[derive(Debug, Parser)]
-#[command(name = "upkeep", version, about, long_about = None)]
+#[command(name = "upkeep", version, about)]
 struct Args {
     #[command(subcommand)]
     command: Top,

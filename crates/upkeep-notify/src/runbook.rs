@@ -68,7 +68,7 @@ pub fn runbook(config: &NotifyConfig, record: Option<&RunRecord>) -> String {
     });
     let _ = writeln!(
         s,
-        "5. {}A one-way step (Longhorn or k3s minor) is not reverted: restore its restore point with restore --age-identity FILE POINT (add --dry-run first).",
+        "5. {}A one-way step (Longhorn or k3s minor) is not reverted: restore its restore point with restore POINT --mode replace --age-identity FILE (add --dry-run first).",
         if one_way {
             "This run has a failed step with a restore point. "
         } else {
