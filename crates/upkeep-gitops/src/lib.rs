@@ -424,6 +424,17 @@ impl Tree {
     }
 }
 
+/// What the scanner makes of one manifest file's text: the number of
+/// Kubernetes objects it holds, or the line and reason it is not YAML (a
+/// problem with an object's spec keeps the object, as in [`scan`]). For
+/// tools that check one file, and for fuzzing the scanner.
+pub fn read_manifest(text: &str) -> Result<usize, (u32, String)> {
+    let mut spec_problems = Vec::new();
+    docs::read_file_with(text, &mut spec_problems)
+        .map(|objects| objects.len())
+        .map_err(|p| (p.line, p.reason))
+}
+
 /// Reads the checkout at `root`. Fails only when `root` cannot be read.
 pub fn scan(root: &Path) -> Result<Tree, GitopsError> {
     layout::scan(root)
