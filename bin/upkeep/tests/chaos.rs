@@ -280,6 +280,14 @@ fn state_is_sound(home: &Path, state: &Path, cfg: &Path) -> Result<(), String> {
     for p in restore_points(state) {
         verify_point(home, &p)?;
     }
+    // Every run folder is a run (a plan without its record is half a run).
+    if let Ok(rd) = std::fs::read_dir(state.join("runs")) {
+        for d in rd.flatten() {
+            if !d.path().join("run.json").is_file() {
+                return Err(format!("{} holds no run.json", d.path().display()));
+            }
+        }
+    }
     if state.join("history.db").exists() {
         let out = tool(BIN, home)
             .arg("--config")
@@ -301,12 +309,15 @@ fn state_is_sound(home: &Path, state: &Path, cfg: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The newest run's record, if any run was saved.
+/// The newest run's record, if any run was saved (as upkeep sees it: a run
+/// killed between saving its plan and its record left a folder without
+/// one, which is not a run).
 fn newest_run(state: &Path) -> Option<Value> {
     let dir = std::fs::read_dir(state.join("runs"))
         .ok()?
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.join("run.json").is_file())
         .max()?;
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).ok()?).ok()
 }
@@ -1390,10 +1401,12 @@ fn regressions(suite: &Suite) {
             let state = tmp.path().join("state");
             std::fs::create_dir_all(&state).unwrap();
             std::fs::write(state.join("run.lock"), lock).unwrap();
+            // Killed between saving its plan and its record, or after.
+            let dead_dir = state.join("runs/run-20261204T010000Z-dead");
+            std::fs::create_dir_all(&dead_dir).unwrap();
+            std::fs::write(dead_dir.join("plan.json"), "{}").unwrap();
             if saved {
-                let dir = state.join("runs/run-20261204T010000Z-dead");
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(dir.join("run.json"), "{}").unwrap();
+                std::fs::write(dead_dir.join("run.json"), "{}").unwrap();
             }
             let f = tmp.path().join("lease.yaml");
             std::fs::write(&f, lease(holder)).unwrap();
@@ -1419,8 +1432,15 @@ fn regressions(suite: &Suite) {
                     tail(&String::from_utf8_lossy(&out.stderr))
                 ));
             }
+            if dead_dir.exists() != saved {
+                return Err(format!(
+                    "the dead run's folder: there {}, its record saved {saved}",
+                    dead_dir.exists()
+                ));
+            }
             if want == 0 {
                 run_is_consistent(tmp.path(), &g, &sim, "6.6.0")?;
+                state_is_sound(tmp.path(), &state, &cfg)?;
                 let out = sim.kubectl_out(&[
                     "get",
                     "configmap",

@@ -89,13 +89,25 @@ pub async fn run(
     // A run of this machine killed before it saved its record left its id in
     // the lock file (a clean end clears it) and its Lease in the cluster for
     // the whole TTL; nothing can resume it, so its Lease is ours to take.
-    let dead = local
+    let dead_id = local
         .previous_holder()
         .and_then(|h| h.split_whitespace().next())
-        .filter(|id| id.starts_with("run-") && !store.run_dir(id).join("run.json").exists())
-        .map(holder);
-    if let Some(d) = &dead {
-        tracing::info!("{d} was killed before it saved its state; taking its Lease over");
+        .filter(|id| {
+            id.starts_with("run-")
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !store.run_dir(id).join("run.json").exists()
+        })
+        .map(str::to_string);
+    let dead = dead_id.as_deref().map(holder);
+    if let Some(id) = &dead_id {
+        tracing::info!("{id} was killed before it saved its state; taking its Lease over");
+        // Its folder holds at most its plan: not a run anyone can resume.
+        let dir = store.run_dir(id);
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!("cannot remove {}: {e}", dir.display());
+        }
     }
     let lease =
         Lease::acquire_from(cluster, &holder(&run_id), dead.as_deref(), opts.lease_ttl).await?;
