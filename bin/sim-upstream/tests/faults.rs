@@ -158,6 +158,32 @@ fn wrong_content_type_keeps_the_body() {
 }
 
 #[test]
+fn garbage_replaces_the_body_with_seeded_bytes() {
+    let sim = Sim::start(&[]);
+    let set = sim.post_json(
+        "/_admin/faults",
+        &json!({"seed": 3, "faults": [{"prefix": "/v1-release/", "kind": "garbage", "sizeBytes": 300000}]}),
+    );
+    assert_eq!(set.status, 200, "{}", set.text());
+    let a = sim.get("/v1-release/channels");
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body.len(), 300_000);
+    assert!(serde_json::from_slice::<serde_json::Value>(&a.body).is_err());
+    assert_eq!(a.header("etag"), None, "no validator for rubbish");
+    assert_eq!(sim.get("/v1-release/channels").body, a.body, "seeded");
+    // The default is 10 MiB; other paths are untouched.
+    sim.post_json(
+        "/_admin/faults",
+        &json!({"faults": [{"prefix": "/v1-release/", "kind": "garbage"}]}),
+    );
+    assert_eq!(sim.get("/v1-release/channels").body.len(), 10 << 20);
+    assert_eq!(
+        sim.get("/repos/k3s-io/k3s/releases/latest").json()["tag_name"],
+        "v1.37.1+k3s1"
+    );
+}
+
+#[test]
 fn stalled_response_sends_half_then_waits() {
     let sim = Sim::start(&[]);
     sim.post_json(

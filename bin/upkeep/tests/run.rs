@@ -5,81 +5,17 @@
 
 #[path = "../../apply-update/tests/common/flux.rs"]
 mod flux;
+#[path = "common/run.rs"]
+mod run;
 #[path = "../../snapshot/tests/common/sim.rs"]
 mod sim;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Stdio;
 
 use flux::*;
+use run::*;
 use serde_json::{Value, json};
-use sim::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_upkeep");
-
-/// upkeep.yaml: state and restore points under `dir`, Secrets left out of
-/// restore points (the test has no age key), the Flux and apps validators.
-fn config(dir: &Path) -> PathBuf {
-    let path = dir.join("upkeep.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "stateDir: {}\nsnapshot:\n  excludeSecrets: true\nrun:\n  validators: [flux, apps]\n  stepTimeout: 60s\n",
-            dir.join("state").display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn plan(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
-               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
-                          "from": from, "to": to, "update": "minor", "reason": "a newer chart", "reversibility": "revert"}]})
-        .to_string(),
-    )
-    .unwrap();
-    path
-}
-
-fn upkeep(tmp: &Path, g: &Gitops, sim: &Sim, cfg: &Path) -> Command {
-    let mut c = tool(BIN, tmp);
-    c.arg("--config")
-        .arg(cfg)
-        .arg("--gitops")
-        .arg(&g.checkout)
-        .arg("--kubeconfig")
-        .arg(sim.kubeconfig())
-        .args(["-o", "json"]);
-    c
-}
-
-fn record(c: &mut Command) -> (i32, Value, String) {
-    let out = c.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let doc = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not a RunRecord ({e}): {stdout:?} {stderr}"));
-    (out.status.code().unwrap(), doc, stderr)
-}
-
-fn ready(sim: &Sim) {
-    eventually("6.5.0 installed", || {
-        (installed(sim)? == ("6.5.0".into(), "deployed".into())).then_some(())
-    });
-}
-
-fn upkeep_commits(g: &Gitops) -> Vec<String> {
-    git(&g.checkout, &["log", "--pretty=%s"])
-        .lines()
-        .filter(|l| l.starts_with("upkeep:"))
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn a_run_updates_a_chart_with_a_restore_point_and_validators_then_a_broken_one_rolls_back() {
@@ -286,32 +222,6 @@ fn a_second_run_is_refused_while_one_holds_the_locks() {
     // The finished run gave the Lease back.
     let out = sim.kubectl_out(&["get", "lease", "upkeep-run", "-n", "kube-system"]);
     assert!(!out.status.success());
-}
-
-/// Polls the state directory's newest run until its step is in one of
-/// `statuses` (or later); returns the status seen.
-fn wait_for_status(state: &Path, statuses: &[&str]) -> String {
-    let start = Instant::now();
-    loop {
-        let runs = state.join("runs");
-        let newest = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).max());
-        if let Some(r) = newest
-            .and_then(|dir| std::fs::read(dir.join("run.json")).ok())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        {
-            let s = r["steps"][0]["status"].as_str().unwrap_or("").to_string();
-            if statuses.contains(&s.as_str()) {
-                return s;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no step reached {statuses:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// SIGKILL at each stage of a step, then `upkeep resume`: the run ends

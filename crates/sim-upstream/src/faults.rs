@@ -22,6 +22,9 @@ pub enum FaultKind {
     WrongContentType,
     /// Send the headers and half the body, wait `delayMs` (default 60000), then the rest.
     Stall,
+    /// Answer 200 with the route's content type and `sizeBytes` (default 10 MiB) of seeded
+    /// pseudo-random bytes instead of the body: an upstream that serves rubbish in bulk.
+    Garbage,
 }
 
 impl FaultKind {
@@ -34,6 +37,7 @@ impl FaultKind {
             FaultKind::Truncate => "truncate",
             FaultKind::WrongContentType => "wrong-content-type",
             FaultKind::Stall => "stall",
+            FaultKind::Garbage => "garbage",
         }
     }
 }
@@ -67,6 +71,29 @@ pub struct FaultRule {
     pub retry_after: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// `garbage`: how many bytes to send (default 10 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+/// What `garbage` sends when `sizeBytes` is absent.
+pub(crate) const GARBAGE_DEFAULT_BYTES: u64 = 10 << 20;
+/// The most `garbage` sends, so a typo cannot exhaust the simulator's memory.
+const GARBAGE_MAX_BYTES: u64 = 256 << 20;
+
+/// `n` pseudo-random bytes from `seed` (splitmix64): the same rubbish every run.
+pub(crate) fn garbage(seed: u64, n: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(n as usize + 8);
+    while (out.len() as u64) < n {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(n as usize);
+    out
 }
 
 /// The fault part of SIM.yaml and the body of `POST /_admin/faults`.
@@ -110,6 +137,11 @@ impl FaultConfig {
                 && http::HeaderValue::from_str(ct).is_err()
             {
                 return e("`contentType` is not a valid header value");
+            }
+            if let Some(n) = r.size_bytes
+                && n > GARBAGE_MAX_BYTES
+            {
+                return e("`sizeBytes` must be at most 256 MiB");
             }
         }
         Ok(())
@@ -214,6 +246,7 @@ mod tests {
             delay_ms: None,
             retry_after: None,
             content_type: None,
+            size_bytes: None,
         }
     }
 
@@ -306,6 +339,24 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_seeded_and_sized() {
+        let a = garbage(7, 1001);
+        assert_eq!(a.len(), 1001);
+        assert_eq!(a, garbage(7, 1001));
+        assert_ne!(a, garbage(8, 1001));
+        assert!(std::str::from_utf8(&a).is_err(), "not text");
+        let mut big = rule(FaultKind::Garbage);
+        big.size_bytes = Some(1 << 30);
+        let e = FaultConfig {
+            seed: 0,
+            faults: vec![big],
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("sizeBytes"), "{e}");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! faults:                # evaluated in order; latency adds up, the first other hit wins
 //! - path: /repos/*/releases   # glob: `*` any run of characters (also `/`), `?` one
 //!   kind: error               # error | latency | too-many-requests | drop | truncate |
-//!   status: 503               #   wrong-content-type | stall
+//!   status: 503               #   wrong-content-type | stall | garbage
 //!   rate: 0.5                 # probability per matching request (default 1)
 //!   times: 3                  # only the next 3 hits ("fail the next N"; default unlimited)
 //! - prefix: /v1-release/      # or match by prefix
@@ -37,7 +37,8 @@
 //! `wrong-content-type` takes `contentType` (default `text/html; charset=utf-8`); `truncate`
 //! sends the full `Content-Length` but half the body, then closes; `drop` closes without an
 //! answer (logged with `status: null`); `stall` sends the headers and half the body, waits
-//! `delayMs` (default 60000), then the rest. The admin endpoint takes the same document as JSON
+//! `delayMs` (default 60000), then the rest; `garbage` answers 200 with `sizeBytes` (default
+//! 10 MiB, at most 256 MiB) of seeded pseudo-random bytes in place of the body. The admin endpoint takes the same document as JSON
 //! (`{"seed": 1, "faults": [...]}`), replaces the faults and reseeds; invalid input gets 400.
 //!
 //! # Admin endpoints (never logged, limited or faulted)

@@ -458,14 +458,18 @@ async fn handle(
         }
     };
 
+    // Garbage stands in for the body: no validator for it, never a 304.
+    let garbage = fault_kind == Some(FaultKind::Garbage);
     let etag = etag_of(&reply.body);
-    let not_modified = would_be_not_modified(&reply, if_none_match.as_deref());
+    let not_modified = !garbage && would_be_not_modified(&reply, if_none_match.as_deref());
 
     let mut builder = Response::builder();
     for (k, v) in rate_headers.into_iter().chain(reply.headers) {
         builder = builder.header(k, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(&etag)
+        && !garbage
+    {
         builder = builder.header(header::ETAG, v);
     }
     let response = if not_modified {
@@ -484,8 +488,17 @@ async fn handle(
         if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
-        builder = builder.status(reply.status);
-        let body = reply.body;
+        let (status, body) = match &fault {
+            Some(f) if f.kind == FaultKind::Garbage => (
+                StatusCode::OK,
+                Bytes::from(crate::faults::garbage(
+                    lock(&state.faults).config().seed,
+                    f.size_bytes.unwrap_or(crate::faults::GARBAGE_DEFAULT_BYTES),
+                )),
+            ),
+            _ => (reply.status, reply.body),
+        };
+        builder = builder.status(status);
         match &fault {
             Some(f) if f.kind == FaultKind::Truncate => {
                 let half = body.slice(..body.len() / 2);

@@ -320,6 +320,7 @@ async fn gitops_apply(
         return Ok(out);
     }
     let repo = upkeep_git::Repo::open(dir)?;
+    forget_leftovers(&repo)?;
     let state = repo.state()?;
     if !state.dirty.is_empty() {
         return Err(upkeep_git::GitError::Dirty {
@@ -397,6 +398,7 @@ async fn already_committed(
             ours.push(p);
         }
     }
+    forget_leftovers(&repo)?;
     let dirty = repo.state()?.dirty;
     let pending: Vec<&str> = ours
         .iter()
@@ -865,6 +867,15 @@ pub async fn rollback(
     }
     out.finished_at = Timestamp::now();
     Ok(out)
+}
+
+/// A run killed in the middle of writing a file leaves our temporary file
+/// in the checkout; it would make the tree dirty for good.
+fn forget_leftovers(repo: &upkeep_git::Repo) -> Result<(), upkeep_git::GitError> {
+    for p in repo.remove_upkeep_leftovers()? {
+        tracing::info!("removed {p}, left by an interrupted write");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

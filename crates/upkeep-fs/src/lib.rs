@@ -44,6 +44,11 @@ impl FsError {
     }
 }
 
+/// The name prefix of [`atomic_write`]'s temporary files: a process killed
+/// between the write and the rename leaves one behind, which whoever holds
+/// the lock next may remove.
+pub const TEMP_PREFIX: &str = ".upkeep-tmp-";
+
 /// Writes `bytes` to `path` atomically with the given permission bits
 /// (e.g. 0o600 for anything that may hold secrets). On any error the target
 /// is untouched and no temporary file is left behind.
@@ -56,7 +61,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError>
     // tempfile removes the file on drop unless it is persisted, which covers
     // every early return below.
     let mut tmp = tempfile::Builder::new()
-        .prefix(".upkeep-tmp-")
+        .prefix(TEMP_PREFIX)
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(|e| FsError::io(dir, "create temporary file", e))?;
@@ -83,6 +88,7 @@ fn sync_dir(dir: &Path) -> Result<(), FsError> {
 pub struct RunLock {
     file: File,
     path: PathBuf,
+    previous: Option<String>,
 }
 
 impl RunLock {
@@ -118,6 +124,11 @@ impl RunLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(FsError::io(path, "lock", e)),
         }
+        // A holder that ended cleanly cleared the file; one still named
+        // here was killed while it held the lock.
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        let previous = Some(previous.trim().to_string()).filter(|p| !p.is_empty());
         file.set_len(0)
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(holder.as_bytes()))
@@ -126,11 +137,18 @@ impl RunLock {
         Ok(RunLock {
             file,
             path: path.to_path_buf(),
+            previous,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The holder a killed process left in the file (it never released the
+    /// lock, which clears it); `None` after a clean release.
+    pub fn previous_holder(&self) -> Option<&str> {
+        self.previous.as_deref()
     }
 }
 
@@ -200,6 +218,14 @@ mod tests {
             std::fs::read_to_string(again.path()).unwrap(),
             "run r3 pid 3"
         );
+        // A clean release leaves no holder behind.
+        assert_eq!(again.previous_holder(), None);
+        drop(again);
+        // A killed holder's name stays in the file (the kernel drops the
+        // lock but nothing clears the file): the next one learns it.
+        std::fs::write(&p, "run r4 (pid 4)").unwrap();
+        let next = RunLock::acquire(&p, "run r5 pid 5").unwrap();
+        assert_eq!(next.previous_holder(), Some("run r4 (pid 4)"));
     }
 
     #[test]

@@ -186,6 +186,38 @@ impl Repo {
         })
     }
 
+    /// Removes the temporary files an atomic write of ours left in the
+    /// working tree when its process was killed before the rename
+    /// (untracked `.upkeep-tmp-*`): they are never the operator's, and left
+    /// there they make the tree dirty, so no update could go in again.
+    /// Returns the paths removed.
+    pub fn remove_upkeep_leftovers(&self) -> Result<Vec<String>, GitError> {
+        let mut removed = Vec::new();
+        for entry in self
+            .git(&["status", "--porcelain=v1", "-z", "--untracked-files=all"])?
+            .split('\0')
+        {
+            let Some(path) = entry.strip_prefix("?? ") else {
+                continue;
+            };
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if name.starts_with(upkeep_fs::TEMP_PREFIX) {
+                match std::fs::remove_file(self.dir.join(path)) {
+                    Ok(()) => removed.push(path.to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(GitError::Failed {
+                            dir: self.dir.clone(),
+                            args: format!("(remove {path})"),
+                            stderr: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Commits exactly `paths` (relative to the top) with `message`. Refuses
     /// when other files are dirty, so an update commit never sweeps up the
     /// operator's unrelated work. Returns the new commit id.
@@ -352,6 +384,24 @@ mod tests {
         assert_eq!(m[0].0, c);
         assert_eq!(m[0].1, "Upkeep-Run: r1\nUpkeep-To: 1.1.0");
         assert_eq!(m[1].1, "");
+    }
+
+    #[test]
+    fn only_our_untracked_temporary_files_are_removed() {
+        let (d, r) = repo();
+        let ours = d.path().join("apps/.upkeep-tmp-Ab12Cd");
+        std::fs::write(&ours, "half a file").unwrap();
+        std::fs::write(d.path().join("notes.txt"), "mine").unwrap();
+        std::fs::write(d.path().join("apps/hr.yaml"), "version: 1.1.0\n").unwrap();
+        assert_eq!(
+            r.remove_upkeep_leftovers().unwrap(),
+            ["apps/.upkeep-tmp-Ab12Cd"]
+        );
+        assert!(!ours.exists());
+        let mut dirty = r.state().unwrap().dirty;
+        dirty.sort();
+        assert_eq!(dirty, ["apps/hr.yaml", "notes.txt"]);
+        assert!(r.remove_upkeep_leftovers().unwrap().is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! restore point is taken again, an update already committed is found by
 //! its trailers and waited on, a revert already made is not made again).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use upkeep_apply::Step;
@@ -85,8 +85,32 @@ pub async fn run(
         "run-{}-{suffix:04x}",
         started_at.0.strftime("%Y%m%dT%H%M%SZ")
     );
-    let _local = local_lock(store, &run_id)?;
-    let lease = Lease::acquire(cluster, &holder(&run_id), opts.lease_ttl).await?;
+    let local = local_lock(store, &run_id)?;
+    // A run of this machine killed before it saved its record left its id in
+    // the lock file (a clean end clears it) and its Lease in the cluster for
+    // the whole TTL; nothing can resume it, so its Lease is ours to take.
+    let dead_id = local
+        .previous_holder()
+        .and_then(|h| h.split_whitespace().next())
+        .filter(|id| {
+            id.starts_with("run-")
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !store.run_dir(id).join("run.json").exists()
+        })
+        .map(str::to_string);
+    let dead = dead_id.as_deref().map(holder);
+    if let Some(id) = &dead_id {
+        tracing::info!("{id} was killed before it saved its state; taking its Lease over");
+        // Its folder holds at most its plan: not a run anyone can resume.
+        let dir = store.run_dir(id);
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!("cannot remove {}: {e}", dir.display());
+        }
+    }
+    let lease =
+        Lease::acquire_from(cluster, &holder(&run_id), dead.as_deref(), opts.lease_ttl).await?;
     let mut record = RunRecord {
         api_version: ApiVersion,
         kind: Default::default(),
@@ -117,7 +141,13 @@ pub async fn run(
     };
     // Maintenance first: a run that cannot freeze the cluster never starts
     // (no record left Running, the Lease given back).
-    if let Err(e) = maintenance_on(cluster, &run_id, plan, opts).await {
+    let started = async {
+        if let Some(d) = &dead {
+            end_dead_maintenance(cluster, d, opts).await?;
+        }
+        maintenance_on(cluster, &run_id, plan, opts).await
+    };
+    if let Err(e) = started.await {
         if let Err(r) = lease.release(cluster).await {
             tracing::warn!("cannot release the Lease: {r}");
         }
@@ -154,11 +184,32 @@ pub async fn resume(
     let _local = local_lock(store, run_id)?;
     let lease = Lease::acquire(cluster, &holder(run_id), opts.lease_ttl).await?;
     tracing::info!("{run_id}: resuming");
+    remove_leftovers(store, run_id, opts);
     if let Err(e) = maintenance_on(cluster, run_id, &plan, opts).await {
         tracing::warn!("{run_id}: maintenance could not be turned on again: {e}");
     }
     drive(cluster, store, &plan, &mut record, opts, lease).await?;
     Ok(record)
+}
+
+/// Maintenance a run killed before it saved its state turned on (nothing
+/// can resume that run to turn it off): off, putting back what it froze,
+/// before this run turns its own on.
+async fn end_dead_maintenance(
+    cluster: &Cluster,
+    dead: &str,
+    opts: &RunOptions,
+) -> Result<(), RunError> {
+    if !opts.maintenance {
+        return Ok(());
+    }
+    if let Some(st) = crate::maintenance::status(cluster).await?
+        && st.reason == dead
+    {
+        tracing::info!("turning off the maintenance {dead} turned on");
+        crate::maintenance::off(cluster).await?;
+    }
+    Ok(())
 }
 
 /// Maintenance on for `run_id` (again, harmlessly, when resuming).
@@ -180,6 +231,56 @@ async fn maintenance_on(
         .unwrap_or_else(jiff::Timestamp::now);
     crate::maintenance::on(cluster, &holder(run_id), end, &keep).await?;
     Ok(())
+}
+
+/// What a run killed in the middle of a write left behind, removed by the
+/// resume that holds the lock now: temporary files of atomic writes in the
+/// run's folder and the run's half-written restore points. Nothing else can
+/// be writing them, and a failure to remove one is only a warning.
+fn remove_leftovers(store: &RunStore, run_id: &str, opts: &RunOptions) {
+    let remove = |p: &Path| {
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        match r {
+            Ok(()) => tracing::info!("removed {}, left by an interrupted write", p.display()),
+            Err(e) => tracing::warn!("cannot remove {}: {e}", p.display()),
+        }
+    };
+    let entries = |dir: &Path| -> Vec<(PathBuf, String)> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| (e.path(), e.file_name().to_string_lossy().into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let run_dir = store.run_dir(run_id);
+    let mut dirs = vec![run_dir.clone()];
+    dirs.extend(
+        entries(&run_dir)
+            .into_iter()
+            .filter(|(p, _)| p.is_dir())
+            .map(|(p, _)| p),
+    );
+    for dir in dirs {
+        for (p, name) in entries(&dir) {
+            if name.starts_with(upkeep_fs::TEMP_PREFIX) {
+                remove(&p);
+            }
+        }
+    }
+    if let Some(snap_dir) = &opts.snapshot_dir {
+        let ours = format!(".{run_id}-step-");
+        for (p, name) in entries(snap_dir) {
+            if name.starts_with(&ours) && name.contains(".partial-") {
+                remove(&p);
+            }
+        }
+    }
 }
 
 fn holder(run_id: &str) -> String {

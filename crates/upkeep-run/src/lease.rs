@@ -31,6 +31,18 @@ impl Lease {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, RunError> {
+        Lease::acquire_from(cluster, holder, None, ttl).await
+    }
+
+    /// [`Lease::acquire`], also taking the Lease over from `dead`: a holder
+    /// known to have died (a run on this machine killed before it saved any
+    /// state, so that nothing could resume it and give the Lease back).
+    pub async fn acquire_from(
+        cluster: &Cluster,
+        holder: &str,
+        dead: Option<&str>,
+        ttl: Duration,
+    ) -> Result<Lease, RunError> {
         let res = cluster
             .resource(&ResourceRef::preferred("coordination.k8s.io", "Lease"))
             .await?;
@@ -66,7 +78,7 @@ impl Lease {
                     .pointer("/spec/holderIdentity")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                if other != holder && !expired(&current, now) {
+                if other != holder && Some(other) != dead && !expired(&current, now) {
                     return Err(RunError::Busy(format!(
                         "{other} holds the Lease {LEASE_NAMESPACE}/{LEASE_NAME} (renewed {}, for {} s); wait for it to finish",
                         current
