@@ -222,6 +222,17 @@ impl Upgrades {
                         self.progress
                             .insert(k, (Phase::Upgraded, Instant::now(), cordoned));
                     }
+                    // Upgraded to a version the Plan no longer asks for (its spec
+                    // changed mid-roll): upgrade again before labelling the node
+                    // with the new hash, or the Plan would say Complete with the
+                    // node on the old version.
+                    Some((Phase::Upgraded, _, cordoned))
+                        if str_at(node, "/status/nodeInfo/kubeletVersion")
+                            != Some(version.as_str()) =>
+                    {
+                        self.progress
+                            .insert(k, (Phase::Cordoned, Instant::now(), cordoned));
+                    }
                     Some((Phase::Upgraded, _, cordoned)) => {
                         let mut patch =
                             json!({"metadata": {"labels": {label.clone(): hash.clone()}}});
@@ -257,4 +268,69 @@ fn plan_complete(plan: &Value) -> bool {
     conditions_of(plan)
         .iter()
         .any(|c| c["type"] == "Complete" && c["status"] == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::WriteOptions;
+
+    /// A store with the Plan CRD, one node at v1.31.4+k3s1 and a Plan for it.
+    fn world() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../../testdata/clusters/homelab/crds/system-upgrade/plans.upgrade.cattle.io.yaml",
+        );
+        std::fs::copy(&crds, dir.path().join("crd.yaml")).unwrap();
+        std::fs::write(
+            dir.path().join("objects.yaml"),
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: agent\n  labels: {role: agent}\n\
+             status:\n  nodeInfo: {kubeletVersion: v1.31.4+k3s1}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {name: system-upgrade}\n---\n\
+             apiVersion: upgrade.cattle.io/v1\nkind: Plan\nmetadata: {name: agent, namespace: system-upgrade}\n\
+             spec:\n  concurrency: 1\n  version: v1.31.5+k3s1\n  nodeSelector: {matchLabels: {role: agent}}\n\
+             \x20 upgrade: {image: rancher/k3s-upgrade}\n",
+        )
+        .unwrap();
+        (crate::fixture::load_dir(dir.path()).unwrap(), dir)
+    }
+
+    fn kubelet(store: &Store) -> String {
+        let info = resource(store, "", "nodes").unwrap();
+        let n = store.get(&info, None, "agent").unwrap();
+        str_at(&n, "/status/nodeInfo/kubeletVersion")
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_plan_changed_in_the_middle_of_a_roll_ends_with_the_node_at_the_new_version() {
+        let (store, _dir) = world();
+        let cfg: UpgradesConfig = serde_json::from_value(json!({"delay": "0s"})).unwrap();
+        let mut up = Upgrades::new(&cfg);
+        // Cordoned, then upgraded to v1.31.5.
+        up.pass(&store);
+        up.pass(&store);
+        assert_eq!(kubelet(&store), "v1.31.5+k3s1");
+        // The run edits the Plan before the controller labelled the node.
+        let plans = resource(&store, "upgrade.cattle.io", "plans").unwrap();
+        let mut plan = store.get(&plans, Some("system-upgrade"), "agent").unwrap();
+        plan["spec"]["version"] = json!("v1.31.10+k3s1");
+        store
+            .update(
+                &plans,
+                Some("system-upgrade"),
+                "agent",
+                plan,
+                false,
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        for _ in 0..6 {
+            up.pass(&store);
+        }
+        assert_eq!(kubelet(&store), "v1.31.10+k3s1");
+        let plan = store.get(&plans, Some("system-upgrade"), "agent").unwrap();
+        assert!(plan_complete(&plan), "{plan}");
+    }
 }
