@@ -5,6 +5,8 @@
 
 #[path = "../../apply-update/tests/common/flux.rs"]
 mod flux;
+#[path = "common/run.rs"]
+mod run;
 #[path = "../../snapshot/tests/common/sim.rs"]
 mod sim;
 
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flux::*;
+use run::plan;
 use serde_json::{Value, json};
 use sim::*;
 
@@ -25,19 +28,6 @@ fn config(dir: &Path) -> PathBuf {
             "stateDir: {}\nsnapshot:\n  excludeSecrets: true\nrun:\n  validators: [flux]\n  stepTimeout: 60s\n",
             dir.join("state").display()
         ),
-    )
-    .unwrap();
-    path
-}
-
-fn plan(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
-               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
-                          "from": from, "to": to, "update": "minor", "reason": "a newer chart", "reversibility": "revert"}]})
-        .to_string(),
     )
     .unwrap();
     path

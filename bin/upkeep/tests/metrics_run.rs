@@ -6,30 +6,17 @@
 
 #[path = "../../apply-update/tests/common/flux.rs"]
 mod flux;
+#[path = "common/run.rs"]
+mod run;
 #[path = "../../snapshot/tests/common/sim.rs"]
 mod sim;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 
 use flux::*;
-use serde_json::json;
 use sim::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_upkeep");
-
-fn plan(dir: &Path) -> PathBuf {
-    let path = dir.join("plan.json");
-    std::fs::write(
-        &path,
-        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
-               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
-                          "from": "6.5.0", "to": "6.6.0", "update": "minor", "reason": "a newer chart", "reversibility": "revert"}]})
-        .to_string(),
-    )
-    .unwrap();
-    path
-}
 
 #[test]
 fn a_run_ends_by_writing_the_textfile_and_a_dead_pushgateway_does_not_fail_it() {
@@ -63,7 +50,7 @@ fn a_run_ends_by_writing_the_textfile_and_a_dead_pushgateway_does_not_fail_it() 
         .arg("--kubeconfig")
         .arg(sim.kubeconfig())
         .args(["-o", "json", "run", "--yes", "--poll", "200ms", "--plan"])
-        .arg(plan(tmp.path()))
+        .arg(run::plan(tmp.path(), "plan.json", "6.5.0", "6.6.0"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -9,13 +9,15 @@
 
 #[path = "../../apply-update/tests/common/flux.rs"]
 mod flux;
+#[path = "common/run.rs"]
+mod run;
 #[path = "../../snapshot/tests/common/sim.rs"]
 mod sim;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use flux::*;
+use run::{config, plan};
 use serde_json::{Value, json};
 use sim::*;
 
@@ -81,32 +83,6 @@ fn allows(rule: &Value, a: &Attrs) -> bool {
         && has(&rule["apiGroups"], &a.group)
         && has(&rule["resources"], &a.resource)
         && names_ok
-}
-
-fn config(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("upkeep.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "stateDir: {}\nsnapshot:\n  excludeSecrets: true\nrun:\n  validators: [flux, apps]\n  stepTimeout: 60s\n",
-            dir.join("state").display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn plan(dir: &Path, name: &str, from: &str, to: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "UpdatePlan", "createdAt": "2026-11-28T04:00:00Z",
-               "steps": [{"index": 1, "component": {"kind": "chart", "name": "podinfo", "namespace": "podinfo"},
-                          "from": from, "to": to, "update": "minor", "reason": "a newer chart", "reversibility": "revert"}]})
-        .to_string(),
-    )
-    .unwrap();
-    path
 }
 
 #[test]
