@@ -525,6 +525,24 @@ fn a_run_with_longhorn_k3s_and_a_chart_goes_in_order_one_version_line_per_commit
     let lh = sim.json(&["get", "helmrelease", "longhorn", "-n", "longhorn-system"]);
     assert_eq!(lh["status"]["history"][0]["chartVersion"], "1.9.0");
     assert_eq!(installed(&sim).unwrap().0, "6.6.0");
+
+    // Taking back the chart step alone: the Longhorn and k3s steps stay
+    // applied, so the run is still a completed one, with step 3 rolled back.
+    let (code, back, stderr) = record(
+        upkeep(tmp.path(), &g, &sim, &cfg)
+            .args(["rollback", "--poll", "200ms", "--step", "3"])
+            .arg(run["runId"].as_str().unwrap()),
+    );
+    assert_eq!(code, 0, "{back} {stderr}");
+    let statuses: Vec<&str> = back["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["completed", "completed", "rolled-back"]);
+    assert_eq!(back["status"], "completed", "{back}");
+    assert_eq!(installed(&sim).unwrap().0, "6.5.0");
 }
 
 /// A record saved as running whose step had already ended (stopped between

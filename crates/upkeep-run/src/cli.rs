@@ -577,9 +577,18 @@ pub fn main(common: Common, command: Command) -> Result<Outcome, CliError> {
                 crate::rollback_run(&cluster, &store, &run, step, &opts).await
             })?;
             print_record(&mut out, common.output, &record)?;
-            match record.status {
-                RunStatus::RolledBack => Outcome::Done,
-                _ => Outcome::Negative,
+            // Done when what was asked is taken back: step N, or the whole run.
+            let done = match step {
+                Some(n) => record
+                    .steps
+                    .iter()
+                    .any(|s| s.index == n && s.status == StepStatus::RolledBack),
+                None => record.status == RunStatus::RolledBack,
+            };
+            if done {
+                Outcome::Done
+            } else {
+                Outcome::Negative
             }
         }
     };

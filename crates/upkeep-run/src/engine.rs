@@ -822,6 +822,7 @@ async fn rollback_steps(
     opts: &RunOptions,
 ) -> Result<(), RunError> {
     let run_id = record.run_id.clone();
+    let before = record.status;
     let mut any = false;
     for i in (0..record.steps.len()).rev() {
         let index = record.steps[i].index;
@@ -838,7 +839,20 @@ async fn rollback_steps(
         tracing::info!("rolling back step {index}: {}", describe(step));
         set(store, record, i, StepStatus::RollingBack)?;
         match roll_back(cluster, store, step, record, i, opts).await? {
-            StepEnd::RolledBack => record.status = RunStatus::RolledBack,
+            StepEnd::RolledBack => {
+                // Rolled back once nothing of it is applied any more; with
+                // other steps still in place (`--step N`) it keeps its status
+                // and the steps say what is applied.
+                let applied = record
+                    .steps
+                    .iter()
+                    .any(|s| s.status == StepStatus::Completed);
+                record.status = if applied {
+                    before
+                } else {
+                    RunStatus::RolledBack
+                };
+            }
             _ => {
                 record.status = RunStatus::Failed;
                 break;
