@@ -232,6 +232,12 @@ fn create_mode_and_dry_run_and_secrets_left_out_with_only() {
         "dry run suspended Flux: {}",
         ks["spec"]
     );
+    // and its summary does not say it did.
+    assert!(
+        stderr.contains("Flux objects a restore would suspend and resume")
+            && !stderr.contains("Flux objects suspended and resumed"),
+        "{stderr}"
+    );
 
     // --only leaving the Secrets out needs no identity; create mode leaves the scaled
     // Deployment alone and says so.

@@ -262,8 +262,14 @@ pub fn run(args: RestoreArgs) -> Result<Outcome, CliError> {
     for e in &run.result.errors {
         tracing::error!("{}", e.message);
     }
+    // A dry run suspends nothing: its list is what a real restore would suspend.
+    let flux = if run.result.dry_run {
+        "Flux objects a restore would suspend and resume"
+    } else {
+        "Flux objects suspended and resumed"
+    };
     tracing::info!(
-        "{} created, {} replaced, {} unchanged, {} skipped, {} failed; {} Flux objects suspended and resumed",
+        "{} created, {} replaced, {} unchanged, {} skipped, {} failed; {} {flux}",
         count(RestoreAction::Created),
         count(RestoreAction::Replaced),
         count(RestoreAction::Unchanged),
