@@ -26,6 +26,20 @@ use crate::wait::Until;
 
 /// The longest a single watch request stays open before it is renewed.
 const WATCH_WINDOW: Duration = Duration::from_secs(290);
+/// Attempts of a read that met something passing (429, 5xx, a dropped
+/// connection), with the waits between them doubling from READ_BACKOFF.
+const READ_ATTEMPTS: u32 = 4;
+const READ_BACKOFF: Duration = Duration::from_millis(250);
+
+/// An error a second try may not meet: the server throttled, failed for
+/// itself, or the connection did not get an answer.
+fn transient(e: &KubeError) -> bool {
+    match e {
+        KubeError::Api { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
+        KubeError::Unreachable { .. } => true,
+        _ => false,
+    }
+}
 
 /// The API server's version, from `/version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +190,34 @@ impl Cluster {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.map_err(op, target, e)),
             Err(_) => Err(self.timeout_err(op, target)),
+        }
+    }
+
+    /// [`Self::call`] for reads, tried again on a passing error, so an API
+    /// server that flaps or throttles for a moment does not stop a run.
+    /// Writes go through `call` once: a create tried again is not the same.
+    pub(crate) async fn call_read<T, F, Fut>(
+        &self,
+        op: &str,
+        target: &str,
+        mut attempt: F,
+    ) -> Result<T, KubeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = kube::Result<T>>,
+    {
+        let mut wait = READ_BACKOFF;
+        let mut tries = 1;
+        loop {
+            match self.call(op, target, attempt()).await {
+                Err(e) if tries < READ_ATTEMPTS && transient(&e) => {
+                    tracing::debug!("{e}; trying again in {}ms", wait.as_millis());
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    tries += 1;
+                }
+                result => return result,
+            }
         }
     }
 
@@ -767,7 +809,9 @@ impl ClusterRead for Cluster {
                     if let Some(token) = &p.next {
                         params = params.continue_token(token);
                     }
-                    let page = self.call("list", &target, p.api.list(&params)).await?;
+                    let page = self
+                        .call_read("list", &target, || p.api.list(&params))
+                        .await?;
                     p.started = true;
                     p.next = page.metadata.continue_.filter(|t| !t.is_empty());
                     p.buffered.extend(page.items);
@@ -786,7 +830,7 @@ impl ClusterRead for Cluster {
         let ns = self.namespace_for(res, namespace);
         let target = res.object_target(ns, name);
         let api = self.api_for(res, ns);
-        self.call("get", &target, api.get_opt(name)).await
+        self.call_read("get", &target, || api.get_opt(name)).await
     }
 }
 

@@ -652,3 +652,42 @@ async fn responses_are_capped_except_watches() {
     assert_eq!(done.data["data"]["round"], "10");
     sim.shutdown().await;
 }
+
+/// A server that fails or throttles a read now and then is read anyway: reads
+/// are tried again; a failure that lasts is still an error naming the object.
+#[tokio::test]
+async fn passing_read_failures_are_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sim_cluster::load_dir(&fixture()).expect("fixture loads");
+    let sim_yaml = "faults:\n  rules:\n\
+        \x20   - {path: '/api/v1/namespaces', verbs: [list], action: error, status: 503, times: 2}\n\
+        \x20   - {path: '/api/v1/namespaces/default', verbs: [get], action: throttle, retryAfter: 1, times: 1}\n\
+        \x20   - {path: '/api/v1/namespaces/kube-system', verbs: [get], action: error, status: 500}\n";
+    let cfg = ServeConfig::new(dir.path().join("kubeconfig"))
+        .with_sim(sim_cluster::SimConfig::parse(sim_yaml).unwrap());
+    let sim = SimCluster::start(store, cfg).await.unwrap();
+    let cluster = connect(&sim).await;
+    let ns = cluster
+        .resource(&ResourceRef::preferred("", "Namespace"))
+        .await
+        .unwrap();
+    // Two 503s, then the list.
+    let all: Vec<_> = cluster
+        .list(&ns, &ListOptions::all_namespaces())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(!all.is_empty());
+    // One 429, then the object.
+    assert!(cluster.get(&ns, None, "default").await.unwrap().is_some());
+    // Every try fails: an error, after the few tries.
+    let started = std::time::Instant::now();
+    let e = cluster.get(&ns, None, "kube-system").await.unwrap_err();
+    assert!(matches!(e, KubeError::Api { code: 500, .. }), "{e}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250 + 500 + 1000),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.shutdown().await;
+}
