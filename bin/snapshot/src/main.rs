@@ -255,13 +255,9 @@ fn run(args: Args) -> Result<Outcome, CliError> {
             }
         }
         Command::List(d) => {
-            let dir = snapshots_dir(&d, &settings);
-            if d.dir.is_none() && !dir.exists() {
-                // Nothing was ever written there: no restore points yet.
-                tracing::info!("no restore points yet ({} does not exist)", dir.display());
-                out.flush()?;
+            let Some(dir) = snapshots_dir(&d, &settings) else {
                 return Ok(Outcome::Done);
-            }
+            };
             let points = upkeep_snapshot::list(&dir).map_err(snapshot_error)?;
             for p in &points {
                 out.text(&format!(
@@ -277,12 +273,9 @@ fn run(args: Args) -> Result<Outcome, CliError> {
             Outcome::Done
         }
         Command::Prune(p) => {
-            let dir = snapshots_dir(&p.dir, &settings);
-            if p.dir.dir.is_none() && !dir.exists() {
-                tracing::info!("no restore points yet ({} does not exist)", dir.display());
-                out.flush()?;
+            let Some(dir) = snapshots_dir(&p.dir, &settings) else {
                 return Ok(Outcome::Done);
-            }
+            };
             let gone = upkeep_snapshot::prune(&dir, p.keep, p.dry_run).map_err(snapshot_error)?;
             let verb = if p.dry_run { "would remove" } else { "removed" };
             for g in &gone {
@@ -309,10 +302,18 @@ fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
     a
 }
 
-fn snapshots_dir(d: &DirArgs, settings: &upkeep_config::Settings) -> PathBuf {
-    d.dir
-        .clone()
-        .unwrap_or_else(|| settings.restore_point_dir())
+/// The directory of restore points: `--dir`, else the default, which is
+/// `None` when nothing was ever written there (no restore points yet).
+fn snapshots_dir(d: &DirArgs, settings: &upkeep_config::Settings) -> Option<PathBuf> {
+    if let Some(dir) = &d.dir {
+        return Some(dir.clone());
+    }
+    let dir = settings.restore_point_dir();
+    if !dir.exists() {
+        tracing::info!("no restore points yet ({} does not exist)", dir.display());
+        return None;
+    }
+    Some(dir)
 }
 
 fn duration(flag: &str, s: &str) -> Result<Duration, CliError> {

@@ -488,16 +488,7 @@ fn cluster_faults(suite: &Suite) {
             let upstream = Upstream::start();
             let cfg = upstream.config(tmp.path());
             set_faults(&cluster, &rules);
-            let out = tool(BIN, tmp.path())
-                .arg("--config")
-                .arg(&cfg)
-                .arg("--kubeconfig")
-                .arg(cluster.kubeconfig())
-                .args(["-o", "json", "scan"])
-                .output()
-                .unwrap();
-            let code = judge("upkeep scan", &out)?;
-            report_parses(code, &out.stdout, "UpdateReport")
+            scan(tool(BIN, tmp.path()), &cfg, &cluster, "upkeep scan").map(|_| ())
         }));
         count(suite.case(&format!("cluster {name}: snapshot create"), || {
             let tmp = tempfile::tempdir().unwrap();
@@ -533,6 +524,22 @@ fn cluster_faults(suite: &Suite) {
 }
 
 /// stdout of a command that exited 0 or 3 (degraded) holds one document of `kind`.
+/// `upkeep -o json scan` started by `cmd` (plain, or under a memory limit)
+/// against `cluster` with `cfg`: judged, its report parsed; its output.
+fn scan(mut cmd: Command, cfg: &Path, cluster: &Sim, what: &str) -> Result<Output, String> {
+    let out = cmd
+        .arg("--config")
+        .arg(cfg)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(["-o", "json", "scan"])
+        .output()
+        .unwrap();
+    let code = judge(what, &out)?;
+    report_parses(code, &out.stdout, "UpdateReport")?;
+    Ok(out)
+}
+
 fn report_parses(code: i32, stdout: &[u8], kind: &str) -> Result<(), String> {
     if code == 0 || (code == 3 && !stdout.is_empty()) {
         let doc: Value = serde_json::from_slice(stdout)
@@ -719,30 +726,17 @@ fn upstream_faults(suite: &Suite) {
             let rule = rule.replacen('{', r#"{"path":"*","#, 1);
             upstream.set_faults(&format!(r#"{{"seed":5,"faults":[{rule}]}}"#));
             let cfg = upstream.config(tmp.path());
-            let out = tool(BIN, tmp.path())
-                .arg("--config")
-                .arg(&cfg)
-                .arg("--kubeconfig")
-                .arg(cluster.kubeconfig())
-                .args(["-o", "json", "scan"])
-                .output()
-                .unwrap();
-            let code = judge("upkeep scan", &out)?;
-            report_parses(code, &out.stdout, "UpdateReport")?;
+            scan(tool(BIN, tmp.path()), &cfg, &cluster, "upkeep scan")?;
             no_leftovers(&tmp.path().join("cache"))?;
             // What a faulty upstream served must not poison the cache: a
             // scan after it (faults gone) gets the recorded releases.
             upstream.set_faults(r#"{"faults":[]}"#);
-            let out = tool(BIN, tmp.path())
-                .arg("--config")
-                .arg(&cfg)
-                .arg("--kubeconfig")
-                .arg(cluster.kubeconfig())
-                .args(["-o", "json", "scan"])
-                .output()
-                .unwrap();
-            let code = judge("upkeep scan (faults gone)", &out)?;
-            report_parses(code, &out.stdout, "UpdateReport")?;
+            let out = scan(
+                tool(BIN, tmp.path()),
+                &cfg,
+                &cluster,
+                "upkeep scan (faults gone)",
+            )?;
             let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             let k3s = report["components"]
                 .as_array()
@@ -1040,32 +1034,26 @@ fn memory_limit(suite: &Suite) {
                     r#"{"faults":[{"path":"*","kind":"garbage","sizeBytes":10485760}]}"#,
                 );
                 let cfg = upstream.config(tmp.path());
-                let out = limited(mib << 20, Path::new(BIN), tmp.path())
-                    .arg("--config")
-                    .arg(&cfg)
-                    .arg("--kubeconfig")
-                    .arg(cluster.kubeconfig())
-                    .args(["-o", "json", "scan"])
-                    .output()
-                    .unwrap();
-                let code = judge("upkeep scan", &out)?;
-                report_parses(code, &out.stdout, "UpdateReport")
+                scan(
+                    limited(mib << 20, Path::new(BIN), tmp.path()),
+                    &cfg,
+                    &cluster,
+                    "upkeep scan",
+                )
+                .map(|_| ())
             },
         ));
         count(suite.case(&format!("memory {mib} MiB: upkeep scan"), || {
             let tmp = tempfile::tempdir().unwrap();
             let upstream = Upstream::start();
             let cfg = upstream.config(tmp.path());
-            let out = limited(mib << 20, Path::new(BIN), tmp.path())
-                .arg("--config")
-                .arg(&cfg)
-                .arg("--kubeconfig")
-                .arg(cluster.kubeconfig())
-                .args(["-o", "json", "scan"])
-                .output()
-                .unwrap();
-            let code = judge("upkeep scan", &out)?;
-            report_parses(code, &out.stdout, "UpdateReport")
+            scan(
+                limited(mib << 20, Path::new(BIN), tmp.path()),
+                &cfg,
+                &cluster,
+                "upkeep scan",
+            )
+            .map(|_| ())
         }));
         count(
             suite.case(&format!("memory {mib} MiB: snapshot create"), || {

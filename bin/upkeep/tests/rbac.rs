@@ -110,55 +110,28 @@ fn every_request_of_a_scheduled_run_is_allowed_by_the_cronjob_rbac() {
     // What the test harness itself asked for so far is not the tools'.
     sim.kubectl_out(&["delete", "--raw", "/_admin/requests"]);
 
+    // Runs `upkeep ARGS`, which must exit with one of `codes`; its stdout.
+    let ran = |args: &[&str], codes: &[i32]| -> String {
+        let out = upkeep(args);
+        assert!(
+            out.status.code().is_some_and(|c| codes.contains(&c)),
+            "{args:?}: {:?} {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
     // scan reads the cluster; offline, the upstreams are a cache miss (exit 3).
-    let out = upkeep(&["-o", "json", "scan"]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 3)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let p1 = plan(tmp.path(), "p1.json", "6.5.0", "6.6.0");
-    let out = upkeep(&[
-        "-o",
-        "json",
-        "run",
-        "--yes",
-        "--poll",
-        "200ms",
-        "--plan",
-        p1.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ran(&["-o", "json", "scan"], &[0, 3]);
+    let run = |from: &str, to: &str, code: i32| {
+        let p = plan(tmp.path(), &format!("{to}.json"), from, to);
+        let args = ["-o", "json", "run", "--yes", "--poll", "200ms", "--plan"];
+        ran(&[&args[..], &[p.to_str().unwrap()]].concat(), &[code]);
+    };
+    run("6.5.0", "6.6.0", 0);
     // A version the simulated Flux refuses: reverted, exit 1.
-    let p2 = plan(tmp.path(), "p2.json", "6.6.0", "6.7.0");
-    let out = upkeep(&[
-        "-o",
-        "json",
-        "run",
-        "--yes",
-        "--poll",
-        "200ms",
-        "--plan",
-        p2.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = upkeep(&["status"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run("6.6.0", "6.7.0", 1);
+    ran(&["status"], &[0]);
 
     let log = sim.kubectl(&["get", "--raw", "/_admin/requests"]);
     let mut used = BTreeSet::new();
@@ -171,14 +144,7 @@ fn every_request_of_a_scheduled_run_is_allowed_by_the_cronjob_rbac() {
     }
     assert!(used.len() > 20, "the runs made requests: {used:?}");
 
-    let out = upkeep(&["schedule", "print-cronjob"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = ran(&["schedule", "print-cronjob"], &[0]);
     let docs: Vec<Value> = text
         .split("\n---\n")
         .map(|d| serde_saphyr::from_str(d).unwrap())

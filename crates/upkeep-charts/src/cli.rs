@@ -8,7 +8,7 @@ use upkeep_cli::{
     CliError, ClusterArgs, ConfigArgs, Format, LogArgs, Outcome, Output, UpstreamArgs,
 };
 use upkeep_contract::{ComponentUpdates, DocError, SafeText, Timestamp};
-use upkeep_http::{ClientConfig, UpstreamClient};
+use upkeep_http::UpstreamClient;
 use upkeep_kube::{Cluster, ConnectOptions, FileSource, KubeError};
 use upkeep_version::Version;
 
@@ -75,18 +75,8 @@ pub fn detect(args: &ChartsArgs) -> Result<(Vec<ComponentUpdates>, bool), CliErr
         }
         None => None,
     };
-    let http = UpstreamClient::new(ClientConfig {
-        connect_timeout: settings.connect_timeout,
-        timeout: settings.timeout,
-        max_retries: settings.retries,
-        max_body_bytes: settings.max_body_bytes,
-        cache_dir: Some(settings.cache_dir.clone()),
-        offline: settings.offline,
-        extra_root_certs_pem: settings.extra_ca_pem.clone(),
-        danger_accept_invalid_certs: settings.insecure_skip_tls_verify,
-        ..ClientConfig::default()
-    })
-    .map_err(|e| CliError::usage(format!("HTTP client: {e}")))?;
+    let http = UpstreamClient::new(upkeep_upstream::client_config(&settings))
+        .map_err(|e| CliError::usage(format!("HTTP client: {e}")))?;
     let repos = upkeep_helm::Repositories::new(http, settings.helm_mirrors.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

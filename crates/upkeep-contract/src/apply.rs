@@ -93,6 +93,60 @@ pub enum StepStatus {
     Skipped,
 }
 
+impl RunStatus {
+    /// Every status, in the order a run can go through them.
+    pub const ALL: &[RunStatus] = &[
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::RolledBack,
+        RunStatus::Aborted,
+    ];
+
+    /// The name the documents use (`rolled-back`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::RolledBack => "rolled-back",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+}
+
+impl StepStatus {
+    /// Every status, in the order a step goes through them.
+    pub const ALL: &[StepStatus] = &[
+        StepStatus::Pending,
+        StepStatus::Snapshotting,
+        StepStatus::ValidatingBefore,
+        StepStatus::Applying,
+        StepStatus::ValidatingAfter,
+        StepStatus::RollingBack,
+        StepStatus::Completed,
+        StepStatus::RolledBack,
+        StepStatus::Failed,
+        StepStatus::Skipped,
+    ];
+
+    /// The name the documents use (`validating-after`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Snapshotting => "snapshotting",
+            StepStatus::ValidatingBefore => "validating-before",
+            StepStatus::Applying => "applying",
+            StepStatus::ValidatingAfter => "validating-after",
+            StepStatus::RollingBack => "rolling-back",
+            StepStatus::Completed => "completed",
+            StepStatus::RolledBack => "rolled-back",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StepRecord {
@@ -134,4 +188,29 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     #[serde(default)]
     pub errors: Vec<DocError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_serialized_ones_and_all_lists_every_status() {
+        for s in RunStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        // A status added to the enum and not to ALL fails to match here.
+        let run_count = |s: RunStatus| match s {
+            RunStatus::Running
+            | RunStatus::Completed
+            | RunStatus::Failed
+            | RunStatus::RolledBack
+            | RunStatus::Aborted => 5,
+        };
+        assert_eq!(RunStatus::ALL.len(), run_count(RunStatus::Running));
+        assert_eq!(StepStatus::ALL.len(), 10);
+    }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use upkeep_contract::{RunRecord, RunStatus, StepStatus};
+use upkeep_contract::RunRecord;
 
 use crate::HistoryError;
 use crate::ingest::RunDocs;
@@ -196,7 +196,7 @@ impl History {
                 record.started_at.0.as_second(),
                 record.finished_at.map(|t| t.to_string()),
                 record.finished_at.map(|t| t.0.as_second()),
-                run_status_name(record.status),
+                record.status.as_str(),
                 record.actor,
                 record
                     .emergency
@@ -230,7 +230,7 @@ impl History {
                         s.component.name,
                         s.from.to_string(),
                         s.to.to_string(),
-                        step_status_name(s.status),
+                        s.status.as_str(),
                         s.restore_point,
                         s.commit_before,
                         s.commit_after,
@@ -292,49 +292,11 @@ fn create_private(path: &Path) -> Result<(), HistoryError> {
         .map_err(|e| HistoryError::io(path, e))
 }
 
-pub fn run_status_name(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Running => "running",
-        RunStatus::Completed => "completed",
-        RunStatus::Failed => "failed",
-        RunStatus::RolledBack => "rolled-back",
-        RunStatus::Aborted => "aborted",
-    }
-}
-
-/// The names `--status` takes: the kebab-case form the documents use.
-pub const STEP_STATUSES: &[&str] = &[
-    "pending",
-    "snapshotting",
-    "validating-before",
-    "applying",
-    "validating-after",
-    "rolling-back",
-    "completed",
-    "rolled-back",
-    "failed",
-    "skipped",
-];
-
-pub fn step_status_name(s: StepStatus) -> &'static str {
-    match s {
-        StepStatus::Pending => "pending",
-        StepStatus::Snapshotting => "snapshotting",
-        StepStatus::ValidatingBefore => "validating-before",
-        StepStatus::Applying => "applying",
-        StepStatus::ValidatingAfter => "validating-after",
-        StepStatus::RollingBack => "rolling-back",
-        StepStatus::Completed => "completed",
-        StepStatus::RolledBack => "rolled-back",
-        StepStatus::Failed => "failed",
-        StepStatus::Skipped => "skipped",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::{record, step};
+    use upkeep_contract::{RunStatus, StepStatus};
 
     fn count(h: &History, sql: &str) -> i64 {
         h.conn().query_row(sql, [], |r| r.get(0)).unwrap()

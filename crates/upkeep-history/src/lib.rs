@@ -15,9 +15,7 @@ pub mod query;
 pub mod report;
 mod time;
 
-pub use db::{
-    FILE_NAME, History, SCHEMA_VERSION, STEP_STATUSES, run_status_name, step_status_name,
-};
+pub use db::{FILE_NAME, History, SCHEMA_VERSION};
 pub use ingest::{HistoryObserver, Imported, RunDocs, StepDocs, import, open_with_backfill};
 pub use time::{Period, parse_bound, parse_month};
 

@@ -4,7 +4,9 @@
 use rusqlite::types::Value;
 use serde::Serialize;
 
-use crate::db::{History, STEP_STATUSES};
+use upkeep_contract::StepStatus;
+
+use crate::db::History;
 use crate::{HistoryError, Period};
 
 /// What `upkeep history` keeps. Every filter given must match.
@@ -24,11 +26,15 @@ impl Filter {
     /// Refuses a status no step can have, so a typo is not an empty list.
     pub fn validate(&self) -> Result<(), HistoryError> {
         if let Some(s) = &self.status
-            && !STEP_STATUSES.contains(&s.as_str())
+            && !StepStatus::ALL.iter().any(|x| x.as_str() == s)
         {
             return Err(HistoryError::Input(format!(
                 "--status {s:?}: not a step status (one of {})",
-                STEP_STATUSES.join(", ")
+                StepStatus::ALL
+                    .iter()
+                    .map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok(())

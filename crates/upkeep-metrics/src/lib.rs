@@ -154,52 +154,6 @@ fn number(v: f64) -> String {
     }
 }
 
-fn run_status_name(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Running => "running",
-        RunStatus::Completed => "completed",
-        RunStatus::Failed => "failed",
-        RunStatus::RolledBack => "rolled-back",
-        RunStatus::Aborted => "aborted",
-    }
-}
-
-const RUN_STATUSES: &[RunStatus] = &[
-    RunStatus::Running,
-    RunStatus::Completed,
-    RunStatus::Failed,
-    RunStatus::RolledBack,
-    RunStatus::Aborted,
-];
-
-fn step_status_name(s: StepStatus) -> &'static str {
-    match s {
-        StepStatus::Pending => "pending",
-        StepStatus::Snapshotting => "snapshotting",
-        StepStatus::ValidatingBefore => "validating-before",
-        StepStatus::Applying => "applying",
-        StepStatus::ValidatingAfter => "validating-after",
-        StepStatus::RollingBack => "rolling-back",
-        StepStatus::Completed => "completed",
-        StepStatus::RolledBack => "rolled-back",
-        StepStatus::Failed => "failed",
-        StepStatus::Skipped => "skipped",
-    }
-}
-
-const STEP_STATUSES: &[StepStatus] = &[
-    StepStatus::Pending,
-    StepStatus::Snapshotting,
-    StepStatus::ValidatingBefore,
-    StepStatus::Applying,
-    StepStatus::ValidatingAfter,
-    StepStatus::RollingBack,
-    StepStatus::Completed,
-    StepStatus::RolledBack,
-    StepStatus::Failed,
-    StepStatus::Skipped,
-];
-
 fn kind_name(k: ComponentKind) -> &'static str {
     k.as_str()
 }
@@ -338,7 +292,7 @@ impl Metrics {
         let mut step_durations: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for run in runs {
             let r = &run.record;
-            *by_status.entry(run_status_name(r.status)).or_default() += 1;
+            *by_status.entry(r.status.as_str()).or_default() += 1;
             if r.emergency.is_some() {
                 emergencies += 1;
             }
@@ -365,8 +319,8 @@ impl Metrics {
                 }
             }
         }
-        for s in RUN_STATUSES {
-            let s = run_status_name(*s);
+        for s in RunStatus::ALL {
+            let s = s.as_str();
             self.add(
                 RUNS,
                 &[("status", s)],
@@ -402,23 +356,19 @@ impl Metrics {
         };
         let r = &last.record;
         self.add(LAST_RUN, &[], r.started_at.0.as_second() as f64);
-        for s in RUN_STATUSES {
+        for s in RunStatus::ALL {
             self.add(
                 LAST_RUN_STATUS,
-                &[("status", run_status_name(*s))],
+                &[("status", s.as_str())],
                 if *s == r.status { 1.0 } else { 0.0 },
             );
         }
         if let Some(d) = last.duration() {
             self.add(LAST_RUN_DURATION, &[], d);
         }
-        for s in STEP_STATUSES {
+        for s in StepStatus::ALL {
             let n = r.steps.iter().filter(|st| st.status == *s).count();
-            self.add(
-                LAST_RUN_STEPS,
-                &[("status", step_status_name(*s))],
-                n as f64,
-            );
+            self.add(LAST_RUN_STEPS, &[("status", s.as_str())], n as f64);
         }
         for st in &r.steps {
             let Some(d) = last
@@ -436,7 +386,7 @@ impl Metrics {
                     ("step", &index),
                     ("component", &comp),
                     ("kind", kind_name(st.component.kind)),
-                    ("status", step_status_name(st.status)),
+                    ("status", st.status.as_str()),
                 ],
                 d,
             );

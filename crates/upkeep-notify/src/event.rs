@@ -54,13 +54,6 @@ fn status_str(s: RunStatus) -> &'static str {
     }
 }
 
-fn step_status_str(s: StepStatus) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 pub(crate) fn step_context(step: &StepRecord) -> Value {
     json!({
         "index": step.index,
@@ -71,7 +64,7 @@ pub(crate) fn step_context(step: &StepRecord) -> Value {
         "namespace": step.component.namespace,
         "from": step.from.to_string(),
         "to": step.to.to_string(),
-        "status": step_status_str(step.status),
+        "status": step.status.as_str(),
         "error": step.error.as_ref().map(|e| e.as_str().to_string()),
         "restorePoint": step.restore_point,
         "commit": step.commit_after,
